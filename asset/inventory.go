@@ -1,0 +1,860 @@
+package asset
+
+import (
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/passivesensor/sensor/capture"
+	"github.com/passivesensor/sensor/dissect"
+	"github.com/passivesensor/sensor/flow"
+)
+
+// Bounds of what the inventory keeps.
+const (
+	DefaultMaxRecords = 200000 // IP records, and MAC records, each
+	MaxAttrs          = 64     // other attributes per asset record
+	MaxValueLen       = 256    // bytes of an attribute value
+	MaxProtocols      = 64     // protocols per record
+	MaxPorts          = 256    // open ports per record
+	MaxServiceValues  = 32     // values per "service:PROTO" attribute
+	MaxRoles          = 16     // roles per record
+	MaxIPsPerMAC      = 64     // addresses bound to one MAC
+	MaxGroupIPs       = 64     // addresses listed on a group pseudo-asset
+	MaxResolved       = 8192   // addresses learnt from DNS for monitored FQDNs
+)
+
+// Pseudo-asset IDs.
+const (
+	IDExternal = "external"
+	IDExcluded = "excluded" // used in traffic records only; never an asset
+)
+
+// field indexes of the named attributes.
+const (
+	fHostname = iota
+	fDomain
+	fVendor
+	fModel
+	fFirmware
+	fSerial
+	fOS
+	fClass
+	numFields
+)
+
+var fieldOf = map[string]int{
+	dissect.AttrHostname: fHostname,
+	dissect.AttrDomain:   fDomain,
+	dissect.AttrVendor:   fVendor,
+	dissect.AttrModel:    fModel,
+	dissect.AttrFirmware: fFirmware,
+	dissect.AttrSerial:   fSerial,
+	dissect.AttrOS:       fOS,
+	dissect.AttrClass:    fClass,
+}
+
+// info is what is known about one record (an IP, a MAC or a pseudo-asset).
+type info struct {
+	fields      [numFields]string
+	attrs       map[string]string
+	roles       []string
+	protocols   []string
+	ports       []Port
+	services    map[string][]string // protocol -> "value@peer"
+	first, last time.Time
+}
+
+func (in *info) seen(t time.Time) {
+	if t.IsZero() {
+		return
+	}
+	if in.first.IsZero() || t.Before(in.first) {
+		in.first = t
+	}
+	if t.After(in.last) {
+		in.last = t
+	}
+}
+
+func (in *info) empty() bool {
+	return in.fields == [numFields]string{} && len(in.attrs) == 0 && len(in.roles) == 0 &&
+		len(in.protocols) == 0 && len(in.ports) == 0 && len(in.services) == 0
+}
+
+// addSorted inserts s into the sorted set ss, bounded by max.
+func addSorted(ss []string, s string, max int) []string {
+	i, ok := slices.BinarySearch(ss, s)
+	if ok || len(ss) >= max {
+		return ss
+	}
+	return slices.Insert(ss, i, s)
+}
+
+func (in *info) addProtocol(p string) {
+	if p != "" {
+		in.protocols = addSorted(in.protocols, clip(p), MaxProtocols)
+	}
+}
+
+func portLess(a, b Port) int {
+	if a.Proto != b.Proto {
+		return int(a.Proto) - int(b.Proto)
+	}
+	return int(a.Port) - int(b.Port)
+}
+
+func (in *info) addPort(p Port) {
+	i, ok := slices.BinarySearchFunc(in.ports, p, portLess)
+	if ok || len(in.ports) >= MaxPorts {
+		return
+	}
+	in.ports = slices.Insert(in.ports, i, p)
+}
+
+func (in *info) setAttr(k, v string) {
+	if in.attrs == nil {
+		in.attrs = map[string]string{}
+	}
+	if _, ok := in.attrs[k]; !ok && len(in.attrs) >= MaxAttrs {
+		return
+	}
+	in.attrs[k] = v
+}
+
+func (in *info) addService(proto, v string) {
+	if in.services == nil {
+		in.services = map[string][]string{}
+	}
+	vs, ok := in.services[proto]
+	if !ok && len(in.services) >= MaxProtocols {
+		return
+	}
+	in.services[proto] = addSorted(vs, v, MaxServiceValues)
+}
+
+// fold adds what src knows and dst does not.
+func (dst *info) fold(src *info) {
+	for i, v := range src.fields {
+		if dst.fields[i] == "" {
+			dst.fields[i] = v
+		}
+	}
+	for k, v := range src.attrs {
+		if _, ok := dst.attrs[k]; !ok {
+			dst.setAttr(k, v)
+		}
+	}
+	for _, r := range src.roles {
+		dst.roles = addSorted(dst.roles, r, MaxRoles)
+	}
+	for _, p := range src.protocols {
+		dst.addProtocol(p)
+	}
+	for _, p := range src.ports {
+		dst.addPort(p)
+	}
+	for p, vs := range src.services {
+		for _, v := range vs {
+			dst.addService(p, v)
+		}
+	}
+	dst.seen(src.first)
+	dst.seen(src.last)
+}
+
+// clip bounds a value's length, keeping it valid UTF-8.
+func clip(s string) string {
+	if len(s) > MaxValueLen {
+		s = s[:MaxValueLen]
+		for len(s) > 0 && !utf8.ValidString(s) {
+			s = s[:len(s)-1]
+		}
+	}
+	return strings.ToValidUTF8(s, "")
+}
+
+// ipRec is one address, always kept, whether or not a MAC groups it.
+type ipRec struct {
+	ip         netip.Addr
+	kind       Kind
+	addressing string
+	mac        capture.MAC // bound MAC; zero when keyed by IP
+	claimed    bool        // the binding came from the MAC's own claim (ARP, DHCP)
+	info
+}
+
+// macRec is one MAC: a host (grouping its IPs) or a router.
+type macRec struct {
+	mac      capture.MAC
+	ips      []netip.Addr // bound addresses, current first
+	claims   map[netip.Addr]bool
+	carried  map[netip.Addr]bool // distinct unclaimed IPs seen in its frames
+	router   bool
+	observed bool // an observation named this MAC as its own
+	info
+}
+
+// pseudo is the external asset or a monitored group's.
+type pseudo struct {
+	id   string
+	kind Kind
+	ips  []netip.Addr
+	info
+}
+
+// Inventory decides which observations and flows are the same device.
+// It is safe for concurrent use.
+//
+// Identity: every inventoried address has its own record. An address is
+// grouped under a MAC (asset "mac:...") while that MAC is seen as its
+// own: claimed by ARP/DHCP observations, or the source MAC of its frames.
+// A MAC that carries more than RouterIPThreshold distinct addresses it does
+// not claim, or any external address, is a router's: it becomes an asset
+// of its own (Router set, keeping only the addresses it claims) and each
+// address behind it is an asset of its own ("ip:..."), with what was
+// learnt about it.
+type Inventory struct {
+	mu       sync.Mutex
+	cl       *classifier
+	ips      map[netip.Addr]*ipRec
+	macs     map[capture.MAC]*macRec
+	resolved map[netip.Addr]string // address -> group, from DNS answers
+	groups   map[string]*pseudo
+	external *pseudo
+	// MaxRecords bounds the IP records and the MAC records (each); new
+	// ones beyond it are dropped and counted. Set before use.
+	MaxRecords int
+	dropped    uint64
+}
+
+// NewInventory returns an empty inventory judging addresses by c. Invalid
+// entries of c are skipped (LoadClasses reports them).
+func NewInventory(c Classes) *Inventory {
+	cl, err := compile(c)
+	if err != nil {
+		cl = compileLenient(c)
+	}
+	return &Inventory{
+		cl:         cl,
+		ips:        map[netip.Addr]*ipRec{},
+		macs:       map[capture.MAC]*macRec{},
+		resolved:   map[netip.Addr]string{},
+		groups:     map[string]*pseudo{},
+		MaxRecords: DefaultMaxRecords,
+	}
+}
+
+// compileLenient compiles c without its invalid entries.
+func compileLenient(c Classes) *classifier {
+	var ok Classes
+	ok.RouterIPThreshold = c.RouterIPThreshold
+	try := func(f func(*Classes)) {
+		t := ok
+		f(&t)
+		if _, err := compile(t); err == nil {
+			ok = t
+		}
+	}
+	for _, r := range c.Inventoried {
+		try(func(t *Classes) { t.Inventoried = append(slices.Clip(t.Inventoried), r) })
+	}
+	for _, p := range c.NonInventoried {
+		try(func(t *Classes) { t.NonInventoried = append(slices.Clip(t.NonInventoried), p) })
+	}
+	for _, p := range c.ExcludedIPs {
+		try(func(t *Classes) { t.ExcludedIPs = append(slices.Clip(t.ExcludedIPs), p) })
+	}
+	for _, m := range c.ExcludedMACs {
+		try(func(t *Classes) { t.ExcludedMACs = append(slices.Clip(t.ExcludedMACs), m) })
+	}
+	for _, g := range c.Groups {
+		try(func(t *Classes) { t.Groups = append(slices.Clip(t.Groups), g) })
+	}
+	cl, _ := compile(ok)
+	return cl
+}
+
+// Dropped returns how many records were not created because of MaxRecords.
+func (inv *Inventory) Dropped() uint64 {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	return inv.dropped
+}
+
+// Class returns the class of ip, and the group name for a monitored
+// external address.
+func (inv *Inventory) Class(ip netip.Addr) (Kind, string) {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	k, g, _ := inv.class(ip)
+	return k, g
+}
+
+func (inv *Inventory) class(ip netip.Addr) (k Kind, group, addressing string) {
+	ip = ip.Unmap()
+	k, group, addressing = inv.cl.class(ip)
+	if k == External {
+		if g, ok := inv.resolved[ip]; ok {
+			return MonitoredExternal, g, ""
+		}
+	}
+	return k, group, addressing
+}
+
+// ResolveDNS tells the inventory that DNS answered name with addrs (as
+// seen on the wire): if name is a monitored FQDN (or matches a "*.domain"
+// entry), those addresses belong to its group.
+func (inv *Inventory) ResolveDNS(name string, addrs []netip.Addr) {
+	name = normName(name)
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	g, ok := inv.cl.fqdnGroup[name]
+	for n := name; !ok; {
+		i := strings.IndexByte(n, '.')
+		if i < 0 {
+			break
+		}
+		n = n[i+1:]
+		g, ok = inv.cl.fqdnGroup["*."+n]
+	}
+	if !ok {
+		return
+	}
+	for _, a := range addrs {
+		a = a.Unmap()
+		if never(a) {
+			continue
+		}
+		if _, had := inv.resolved[a]; !had && len(inv.resolved) >= MaxResolved {
+			continue
+		}
+		inv.resolved[a] = g
+	}
+}
+
+func (inv *Inventory) usableMAC(m capture.MAC) bool {
+	return !m.IsZero() && !m.IsMulticast() && !inv.cl.exMACs[m]
+}
+
+func (inv *Inventory) ipRec(ip netip.Addr, k Kind, addressing string) *ipRec {
+	r := inv.ips[ip]
+	if r == nil {
+		if len(inv.ips) >= inv.MaxRecords {
+			inv.dropped++
+			return nil
+		}
+		r = &ipRec{ip: ip, kind: k, addressing: addressing}
+		inv.ips[ip] = r
+	}
+	return r
+}
+
+func (inv *Inventory) macRec(m capture.MAC) *macRec {
+	r := inv.macs[m]
+	if r == nil {
+		if len(inv.macs) >= inv.MaxRecords {
+			inv.dropped++
+			return nil
+		}
+		r = &macRec{mac: m}
+		inv.macs[m] = r
+	}
+	return r
+}
+
+func (inv *Inventory) pseudo(k Kind, group string) *pseudo {
+	if k == External {
+		if inv.external == nil {
+			inv.external = &pseudo{id: IDExternal, kind: External}
+		}
+		return inv.external
+	}
+	p := inv.groups[group]
+	if p == nil {
+		p = &pseudo{id: "group:" + group, kind: MonitoredExternal}
+		inv.groups[group] = p
+	}
+	return p
+}
+
+func (p *pseudo) addIP(ip netip.Addr) {
+	if p.kind != MonitoredExternal || slices.Contains(p.ips, ip) || len(p.ips) >= MaxGroupIPs {
+		return
+	}
+	p.ips = append(p.ips, ip)
+}
+
+// bind groups address r under MAC m. A claim (ARP, DHCP) moves an address
+// between MACs, folding what was learnt about it into the old MAC (it
+// described the old device); a binding seen in frames never overrides a
+// claim, and never binds to a router.
+func (inv *Inventory) bind(r *ipRec, m *macRec, claimed bool) {
+	if claimed {
+		if m.claims == nil {
+			m.claims = map[netip.Addr]bool{}
+		}
+		if !m.claims[r.ip] && len(m.claims) < MaxIPsPerMAC {
+			m.claims[r.ip] = true
+		}
+		delete(m.carried, r.ip)
+	} else if m.router {
+		return
+	}
+	if r.mac == m.mac {
+		r.claimed = r.claimed || claimed
+		m.ips = toFront(m.ips, r.ip)
+		return
+	}
+	if !r.mac.IsZero() {
+		if r.claimed && !claimed {
+			return
+		}
+		if old := inv.macs[r.mac]; old != nil {
+			old.ips = remove(old.ips, r.ip)
+			delete(old.claims, r.ip)
+			if claimed {
+				old.info.fold(&r.info)
+				r.info = info{}
+			}
+		}
+	}
+	if len(m.ips) >= MaxIPsPerMAC {
+		last := m.ips[len(m.ips)-1]
+		m.ips = m.ips[:len(m.ips)-1]
+		if lr := inv.ips[last]; lr != nil {
+			lr.mac, lr.claimed = capture.MAC{}, false
+		}
+	}
+	r.mac, r.claimed = m.mac, claimed
+	m.ips = toFront(m.ips, r.ip)
+}
+
+func toFront(s []netip.Addr, ip netip.Addr) []netip.Addr {
+	i := slices.Index(s, ip)
+	if i < 0 {
+		return slices.Insert(s, 0, ip)
+	}
+	copy(s[1:i+1], s[:i])
+	s[0] = ip
+	return s
+}
+
+func remove(s []netip.Addr, ip netip.Addr) []netip.Addr {
+	if i := slices.Index(s, ip); i >= 0 {
+		return slices.Delete(s, i, i+1)
+	}
+	return s
+}
+
+// markRouter makes m a router: the addresses it does not claim are split
+// out into assets of their own.
+func (inv *Inventory) markRouter(m *macRec) {
+	if m.router {
+		return
+	}
+	m.router = true
+	m.carried = nil
+	kept := m.ips[:0]
+	for _, ip := range m.ips {
+		if m.claims[ip] {
+			kept = append(kept, ip)
+			continue
+		}
+		if r := inv.ips[ip]; r != nil && r.mac == m.mac {
+			r.mac, r.claimed = capture.MAC{}, false
+		}
+	}
+	m.ips = kept
+}
+
+// carry notes that m's frames carried address ip of class k.
+func (inv *Inventory) carry(m *macRec, ip netip.Addr, k Kind) {
+	if m.router {
+		return
+	}
+	if k == External || k == MonitoredExternal {
+		inv.markRouter(m)
+		return
+	}
+	if m.claims[ip] || m.carried[ip] {
+		return
+	}
+	if m.carried == nil {
+		m.carried = map[netip.Addr]bool{}
+	}
+	m.carried[ip] = true
+	if len(m.carried) > inv.cl.threshold {
+		inv.markRouter(m)
+	}
+}
+
+// Observe takes one fact a dissector learnt.
+func (inv *Inventory) Observe(o dissect.Observation) {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	mac := o.MAC
+	if inv.cl.exMACs[mac] {
+		return
+	}
+	if !inv.usableMAC(mac) {
+		mac = capture.MAC{}
+	}
+	ip := o.IP.Unmap()
+	switch o.Attr {
+	case dissect.AttrProtocol:
+		inv.touchProtocol(ip, o.Value, o.Time)
+		inv.touchProtocol(o.Peer.Unmap(), o.Value, o.Time)
+		return
+	case dissect.AttrIP:
+		if a, err := netip.ParseAddr(strings.TrimSpace(o.Value)); err == nil {
+			ip = a.Unmap()
+		}
+		if mac.IsZero() {
+			return
+		}
+	}
+	var k Kind
+	var group, addressing string
+	if never(ip) {
+		ip = netip.Addr{}
+	} else {
+		k, group, addressing = inv.class(ip)
+		switch k {
+		case Excluded:
+			return
+		case NonInventoried:
+			if r := inv.ipRec(ip, k, ""); r != nil {
+				r.seen(o.Time)
+			}
+			return
+		case External, MonitoredExternal:
+			p := inv.pseudo(k, group)
+			p.addIP(ip)
+			p.seen(o.Time)
+			return
+		}
+	}
+	var target *info
+	var r *ipRec
+	if ip.IsValid() {
+		if r = inv.ipRec(ip, k, addressing); r == nil {
+			return
+		}
+		r.seen(o.Time)
+		target = &r.info
+	}
+	if !mac.IsZero() {
+		m := inv.macRec(mac)
+		if m == nil {
+			return
+		}
+		m.observed = true
+		m.seen(o.Time)
+		if r != nil {
+			inv.bind(r, m, true)
+		}
+		target = &m.info
+	}
+	if target == nil || o.Attr == dissect.AttrIP {
+		return
+	}
+	inv.apply(target, o)
+}
+
+// apply records attribute o.Attr on in.
+func (inv *Inventory) apply(in *info, o dissect.Observation) {
+	v := clip(strings.TrimSpace(o.Value))
+	if v == "" {
+		return
+	}
+	if i, ok := fieldOf[o.Attr]; ok {
+		in.fields[i] = v
+		return
+	}
+	switch o.Attr {
+	case dissect.AttrFQDN:
+		in.setAttr(o.Attr, v)
+		host, dom, _ := strings.Cut(strings.TrimSuffix(v, "."), ".")
+		if in.fields[fHostname] == "" {
+			in.fields[fHostname] = host
+		}
+		if in.fields[fDomain] == "" && dom != "" {
+			in.fields[fDomain] = dom
+		}
+	case dissect.AttrRole:
+		in.roles = addSorted(in.roles, v, MaxRoles)
+	case dissect.AttrService:
+		val := v
+		if o.Peer.IsValid() {
+			val += "@" + o.Peer.Unmap().String()
+		}
+		in.addService(clip(o.Protocol), val)
+	default:
+		in.setAttr(clip(o.Attr), v)
+	}
+}
+
+// touchProtocol adds protocol p to the record of ip.
+func (inv *Inventory) touchProtocol(ip netip.Addr, p string, t time.Time) {
+	if never(ip) {
+		return
+	}
+	k, group, addressing := inv.class(ip)
+	switch k {
+	case Excluded:
+	case NonInventoried:
+		if r := inv.ipRec(ip, k, ""); r != nil {
+			r.seen(t)
+		}
+	case External, MonitoredExternal:
+		ps := inv.pseudo(k, group)
+		ps.addIP(ip)
+		ps.addProtocol(p)
+		ps.seen(t)
+	default:
+		if r := inv.ipRec(ip, k, addressing); r != nil {
+			r.addProtocol(p)
+			r.seen(t)
+		}
+	}
+}
+
+// AddFlow takes a flow when it is created, answered or ended: it binds
+// each side's address to the MAC its frames came from (or learns that MAC
+// is a router's), records the server's open port when the flow was
+// answered, and updates last seen.
+func (inv *Inventory) AddFlow(f *flow.Flow) {
+	if f == nil {
+		return
+	}
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	inv.side(f.Client.Addr(), f.ClientMAC, f, false)
+	inv.side(f.Server.Addr(), f.ServerMAC, f, true)
+}
+
+func (inv *Inventory) side(ip netip.Addr, mac capture.MAC, f *flow.Flow, server bool) {
+	ip = ip.Unmap()
+	if never(ip) {
+		return
+	}
+	k, group, addressing := inv.class(ip)
+	if k == Excluded {
+		return
+	}
+	if inv.cl.exMACs[mac] && (k == Inventoried || k == NonInventoried) {
+		return // the device excluded by its MAC
+	}
+	var m *macRec
+	if inv.usableMAC(mac) {
+		m = inv.macRec(mac)
+		if m != nil {
+			inv.carry(m, ip, k)
+			m.seen(f.First)
+			m.seen(f.Last)
+		}
+	}
+	switch k {
+	case External, MonitoredExternal:
+		p := inv.pseudo(k, group)
+		p.addIP(ip)
+		p.seen(f.First)
+		p.seen(f.Last)
+		return
+	}
+	r := inv.ipRec(ip, k, addressing)
+	if r == nil {
+		return
+	}
+	r.seen(f.First)
+	r.seen(f.Last)
+	if k != Inventoried {
+		return
+	}
+	if m != nil && !m.router {
+		inv.bind(r, m, false)
+	}
+	if server && f.Answered && (f.Proto == capture.ProtoTCP || f.Proto == capture.ProtoUDP) {
+		r.addPort(Port{Proto: f.Proto, Port: f.Server.Port()})
+	}
+}
+
+// assetID returns the ID of the asset holding inventoried or
+// non-inventoried address ip (which need not have a record yet).
+func (inv *Inventory) assetID(ip netip.Addr) string {
+	if r := inv.ips[ip]; r != nil && !r.mac.IsZero() {
+		return "mac:" + r.mac.String()
+	}
+	return "ip:" + ip.String()
+}
+
+// Assets returns a snapshot of every asset, sorted by first IP, then ID.
+func (inv *Inventory) Assets() []Asset {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	var out []Asset
+	for _, m := range inv.macs {
+		if len(m.ips) == 0 && !m.router && !m.observed {
+			continue
+		}
+		out = append(out, inv.macAsset(m))
+	}
+	for _, r := range inv.ips {
+		if r.mac.IsZero() {
+			out = append(out, ipAsset(r))
+		}
+	}
+	if inv.external != nil {
+		out = append(out, pseudoAsset(inv.external))
+	}
+	for _, p := range inv.groups {
+		out = append(out, pseudoAsset(p))
+	}
+	sort.Slice(out, func(i, j int) bool {
+		var a, b netip.Addr
+		if len(out[i].IPs) > 0 {
+			a = out[i].IPs[0]
+		}
+		if len(out[j].IPs) > 0 {
+			b = out[j].IPs[0]
+		}
+		if c := a.Compare(b); c != 0 {
+			return c < 0
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// Lookup returns the asset holding ip.
+func (inv *Inventory) Lookup(ip netip.Addr) (Asset, bool) {
+	ip = ip.Unmap()
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	if never(ip) {
+		return Asset{}, false
+	}
+	k, group, _ := inv.class(ip)
+	switch k {
+	case Excluded:
+		return Asset{}, false
+	case External:
+		if inv.external == nil {
+			return Asset{}, false
+		}
+		return pseudoAsset(inv.external), true
+	case MonitoredExternal:
+		p := inv.groups[group]
+		if p == nil {
+			return Asset{}, false
+		}
+		return pseudoAsset(p), true
+	}
+	r := inv.ips[ip]
+	if r == nil {
+		return Asset{}, false
+	}
+	if !r.mac.IsZero() {
+		if m := inv.macs[r.mac]; m != nil {
+			return inv.macAsset(m), true
+		}
+	}
+	return ipAsset(r), true
+}
+
+// LookupMAC returns the asset keyed by MAC m.
+func (inv *Inventory) LookupMAC(m capture.MAC) (Asset, bool) {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	r := inv.macs[m]
+	if r == nil || (len(r.ips) == 0 && !r.router && !r.observed) {
+		return Asset{}, false
+	}
+	return inv.macAsset(r), true
+}
+
+func (inv *Inventory) macAsset(m *macRec) Asset {
+	var in info
+	in.fold(&m.info)
+	for _, ip := range m.ips {
+		if r := inv.ips[ip]; r != nil {
+			in.fold(&r.info)
+		}
+	}
+	a := fill(Asset{
+		ID:     "mac:" + m.mac.String(),
+		Kind:   Inventoried,
+		MAC:    m.mac,
+		IPs:    slices.Clone(m.ips),
+		Router: m.router,
+	}, &in)
+	if len(m.ips) > 0 {
+		if r := inv.ips[m.ips[0]]; r != nil && r.addressing != "" {
+			a.Attrs = setAttr(a.Attrs, "addressing", r.addressing)
+		}
+	}
+	if m.router {
+		a.Attrs = setAttr(a.Attrs, "router", "true")
+	}
+	return a
+}
+
+func setAttr(m map[string]string, k, v string) map[string]string {
+	if m == nil {
+		m = map[string]string{}
+	}
+	m[k] = v
+	return m
+}
+
+func ipAsset(r *ipRec) Asset {
+	a := Asset{ID: "ip:" + r.ip.String(), Kind: r.kind, IPs: []netip.Addr{r.ip}}
+	if r.kind != Inventoried {
+		a.FirstSeen, a.LastSeen = r.first, r.last
+		return a
+	}
+	a = fill(a, &r.info)
+	if r.addressing != "" {
+		a.Attrs = setAttr(a.Attrs, "addressing", r.addressing)
+	}
+	return a
+}
+
+func pseudoAsset(p *pseudo) Asset {
+	a := fill(Asset{ID: p.id, Kind: p.kind, IPs: slices.Clone(p.ips)}, &p.info)
+	slices.SortFunc(a.IPs, netip.Addr.Compare)
+	return a
+}
+
+// fill copies in into a.
+func fill(a Asset, in *info) Asset {
+	a.Hostname = in.fields[fHostname]
+	a.Domain = in.fields[fDomain]
+	a.Vendor = in.fields[fVendor]
+	a.Model = in.fields[fModel]
+	a.Firmware = in.fields[fFirmware]
+	a.Serial = in.fields[fSerial]
+	a.OS = in.fields[fOS]
+	a.Class = in.fields[fClass]
+	a.Protocols = slices.Clone(in.protocols)
+	a.OpenPorts = slices.Clone(in.ports)
+	if len(in.attrs) > 0 || len(in.roles) > 0 || len(in.services) > 0 {
+		a.Attrs = make(map[string]string, len(in.attrs)+len(in.services)+1)
+		for k, v := range in.attrs {
+			a.Attrs[k] = v
+		}
+		if len(in.roles) > 0 {
+			a.Attrs[dissect.AttrRole] = strings.Join(in.roles, ",")
+		}
+		for p, vs := range in.services {
+			a.Attrs["service:"+p] = strings.Join(vs, ",")
+		}
+	}
+	a.FirstSeen, a.LastSeen = in.first, in.last
+	return a
+}
