@@ -62,6 +62,9 @@ type Classes struct {
 // before it is taken for a router.
 const DefaultRouterIPThreshold = 3
 
+// RouterIPs is the default router threshold under a shorter name.
+const RouterIPs = DefaultRouterIPThreshold
+
 // DefaultClasses returns the private IPv4 ranges (RFC 1918) and the IPv6
 // link-local and unique-local ranges as inventoried static ranges.
 func DefaultClasses() Classes {
