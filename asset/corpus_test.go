@@ -1,8 +1,10 @@
 package asset_test
 
 import (
+	"bytes"
 	"errors"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -64,11 +66,22 @@ func tsharkRows(t *testing.T, file, filter string, fields ...string) [][]string 
 // internal is the oracle's reading of the default classes.
 func internal(a netip.Addr) bool { return a.IsPrivate() || a.IsLinkLocalUnicast() }
 
+// ownEUI64 reports whether IPv6 address a ends in the EUI-64 of MAC m.
+func ownEUI64(a netip.Addr, m string) bool {
+	hw, err := net.ParseMAC(m)
+	if err != nil || len(hw) != 6 {
+		return false
+	}
+	b := a.As16()
+	return bytes.Equal(b[8:], []byte{hw[0] ^ 2, hw[1], hw[2], 0xff, 0xfe, hw[3], hw[4], hw[5]})
+}
+
 // TestCorpusRouters runs real captures of routed networks through the flow
 // table into the inventory and checks the router rule against what tshark
-// says the frames carry: a MAC sending frames from a non-internal address,
-// or from more than asset.RouterIPs internal addresses, is a router's and
-// groups no address; every other MAC groups the addresses it sends from.
+// says the frames carry: a MAC sending frames from a non-internal IPv4
+// address, or from more than asset.RouterIPs other addresses (internal, or
+// IPv6 ones not derived from the MAC), is a router's and groups no address;
+// every other MAC groups the internal addresses it sends from.
 func TestCorpusRouters(t *testing.T) {
 	for _, name := range []string{
 		"nDPI__tests__cfgs__default__pcap__1kxun.pcap",
@@ -91,8 +104,11 @@ func corpusRouters(t *testing.T, file string) {
 		if err != nil || a.IsMulticast() || a.IsUnspecified() || a.IsLoopback() {
 			continue
 		}
-		if !internal(a) {
+		if !internal(a) && a.Is4() {
 			router[r[0]] = true
+			continue
+		}
+		if !internal(a) && ownEUI64(a, r[0]) {
 			continue
 		}
 		if ipsOf[r[0]] == nil {
@@ -109,7 +125,9 @@ func corpusRouters(t *testing.T, file string) {
 			continue
 		}
 		for a := range ips {
-			macsOf[a] = append(macsOf[a], m)
+			if internal(a) {
+				macsOf[a] = append(macsOf[a], m)
+			}
 		}
 	}
 
@@ -171,6 +189,9 @@ func corpusRouters(t *testing.T, file string) {
 	behind := 0
 	for m, ips := range ipsOf {
 		for ip := range ips {
+			if !internal(ip) {
+				continue
+			}
 			a, ok := inv.Lookup(ip)
 			if !ok {
 				t.Errorf("%v (from %s) has no asset", ip, m)

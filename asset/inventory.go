@@ -214,7 +214,9 @@ type pseudo struct {
 // grouped under a MAC (asset "mac:...") while that MAC is seen as its
 // own: claimed by ARP/DHCP observations, or the source MAC of its frames.
 // A MAC that carries more than RouterIPThreshold distinct addresses it does
-// not claim, or any external address, is a router's: it becomes an asset
+// not claim, or any external IPv4 address, is a router's (external IPv6
+// addresses count towards the threshold, unless they are the MAC's own
+// EUI-64 addresses): it becomes an asset
 // of its own (Router set, keeping only the addresses it claims) and each
 // address behind it is an asset of its own ("ip:..."), with what was
 // learnt about it.
@@ -478,8 +480,17 @@ func (inv *Inventory) carry(m *macRec, ip netip.Addr, k Kind) {
 		return
 	}
 	if k == External || k == MonitoredExternal {
-		inv.markRouter(m)
-		return
+		// A dual-stack host sends from its own global IPv6 addresses,
+		// which the default classes call external: an IPv6 address counts
+		// like an internal one, and not at all when its interface
+		// identifier is the MAC's EUI-64.
+		if !ip.Is6() {
+			inv.markRouter(m)
+			return
+		}
+		if eui64(ip, m.mac) {
+			return
+		}
 	}
 	if m.claims[ip] || m.carried[ip] {
 		return
@@ -491,6 +502,14 @@ func (inv *Inventory) carry(m *macRec, ip netip.Addr, k Kind) {
 	if len(m.carried) > inv.cl.threshold {
 		inv.markRouter(m)
 	}
+}
+
+// eui64 reports whether the interface identifier of IPv6 address ip is
+// the modified EUI-64 of mac.
+func eui64(ip netip.Addr, mac capture.MAC) bool {
+	b := ip.As16()
+	return b[8] == mac[0]^2 && b[9] == mac[1] && b[10] == mac[2] && b[11] == 0xff &&
+		b[12] == 0xfe && b[13] == mac[3] && b[14] == mac[4] && b[15] == mac[5]
 }
 
 // Observe takes one fact a dissector learnt.

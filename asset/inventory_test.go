@@ -409,3 +409,48 @@ func TestBounds(t *testing.T) {
 		t.Error("no drops counted")
 	}
 }
+
+func TestDualStackHostIsNotRouter(t *testing.T) {
+	inv := NewInventory(DefaultClasses())
+	h := capture.MAC{0x00, 0x1b, 0x1b, 0x12, 0x34, 0x56}
+	inv.AddFlow(mkflow("10.0.0.5", h, "10.0.0.6", 80, mac(6), 0))
+	inv.AddFlow(mkflow("2001:db8::21b:1bff:fe12:3456", h, "2001:db8::1", 443, mac(6), 0)) // EUI-64: own
+	inv.AddFlow(mkflow("2001:db8::a1b2:c3d4:e5f6:1", h, "2001:db8::1", 443, mac(6), 0))   // privacy address
+	if a, _ := inv.LookupMAC(h); a.Router || !slices.Equal(a.IPs, []netip.Addr{ip("10.0.0.5")}) {
+		t.Errorf("dual-stack host: router %v IPs %v", a.Router, a.IPs)
+	}
+	r := mac(0x77)
+	for i := 1; i <= 4; i++ {
+		inv.AddFlow(mkflow(fmt.Sprintf("2001:db8:5::%d", i), r, "fd00::6", 443, mac(6), 0))
+	}
+	if a, _ := inv.LookupMAC(r); !a.Router {
+		t.Errorf("MAC carrying 4 foreign IPv6 addresses is not a router")
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	inv := NewInventory(DefaultClasses())
+	tr := NewTraffic(inv)
+	done := make(chan bool)
+	for g := 0; g < 4; g++ {
+		go func(g int) {
+			defer func() { done <- true }()
+			for i := 0; i < 200; i++ {
+				f := mkflow(fmt.Sprintf("10.%d.0.%d", g, i%50+1), capture.MAC{2, byte(g), 0, 0, 0, byte(i % 7)}, "10.0.0.6", 502, mac(6), 0)
+				inv.AddFlow(f)
+				tr.AddFlow(f)
+				inv.Observe(dissect.Observation{Time: t0, IP: f.Client.Addr(), Attr: dissect.AttrHostname, Value: "h", Protocol: "x"})
+				if i%50 == 0 {
+					inv.Assets()
+					tr.Flush()
+				}
+			}
+		}(g)
+	}
+	for g := 0; g < 4; g++ {
+		<-done
+	}
+	if len(inv.Assets()) == 0 {
+		t.Error("no assets")
+	}
+}
