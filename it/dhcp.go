@@ -318,13 +318,16 @@ func (d *DHCP) client(m *DHCPMessage, hasMAC bool, e *dhcpEmitter) {
 			return // nothing to key the facts on
 		}
 	}
-	if m.Type != 0 {
-		e.emit(AttrDHCPMsgType, msgTypeName(m.Type))
-	}
 	switch m.Type {
 	case 0, DHCPDiscover, DHCPRequest, DHCPInform:
-	default:
+	case DHCPDecline, DHCPRelease:
+		e.emit(AttrDHCPMsgType, msgTypeName(m.Type))
 		return
+	default:
+		return // not the client's own message (LEASEQUERY from a relay, ...)
+	}
+	if m.Type != 0 {
+		e.emit(AttrDHCPMsgType, msgTypeName(m.Type))
 	}
 	var buf [4 * maxText]byte
 	if host := cleanText(buf[:0], m.Hostname, maxText); len(host) > 0 {
