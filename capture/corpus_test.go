@@ -1,8 +1,6 @@
 package capture
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -76,7 +74,9 @@ var tsharkFields = []string{
 // layer before the first TCP, UDP (unless VXLAN follows it) or ICMP layer.
 // Tunnels carried in TCP or UDP other than VXLAN are not removed, and the
 // datagram quoted in an ICMP error is not the frame's.
-func tsharkTuples(t *testing.T, path string) []tuple {
+//
+// cutShort reports that tshark found the file ends inside a record.
+func tsharkTuples(t *testing.T, path string) (tuples []tuple, cutShort bool) {
 	t.Helper()
 	args := []string{"-r", path, "-n",
 		"-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE",
@@ -84,9 +84,15 @@ func tsharkTuples(t *testing.T, path string) []tuple {
 	for _, f := range tsharkFields {
 		args = append(args, "-e", f)
 	}
-	out, err := exec.Command("tshark", args...).Output()
+	var stderr strings.Builder
+	cmd := exec.Command("tshark", args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("tshark %s: %v", path, err)
+		if !strings.Contains(stderr.String(), "cut short in the middle of a packet") {
+			t.Fatalf("tshark %s: %v: %s", path, err, stderr.String())
+		}
+		cutShort = true
 	}
 	var res []tuple
 	for _, line := range strings.Split(strings.TrimSuffix(string(out), "\n"), "\n") {
@@ -96,7 +102,7 @@ func tsharkTuples(t *testing.T, path string) []tuple {
 		}
 		res = append(res, tupleOf(col))
 	}
-	return res
+	return res, cutShort
 }
 
 // nth returns the n-th (0-based) comma-separated value of s, or "".
@@ -203,7 +209,7 @@ func decodedTuple(p *Packet, tsharkProto int) tuple {
 // tshark says frame by frame. It returns the decoder's counters.
 func compareWithTshark(t *testing.T, path string) Stats {
 	t.Helper()
-	want := tsharkTuples(t, path)
+	want, cutShort := tsharkTuples(t, path)
 	src, err := OpenFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -219,7 +225,11 @@ func compareWithTshark(t *testing.T, path string) Stats {
 			break
 		}
 		if err != nil {
-			t.Fatalf("frame %d: %v", len(got)+1, err)
+			if !cutShort || !strings.Contains(err.Error(), "truncated") {
+				t.Fatalf("frame %d: %v", len(got)+1, err)
+			}
+			t.Logf("file ends inside a record, as tshark says too: %v", err)
+			break
 		}
 		if err := d.Decode(f, &p); err != nil && len(errs) < 5 {
 			errs = append(errs, fmt.Sprintf("frame %d: %v", len(got)+1, err))
@@ -291,132 +301,4 @@ func TestDecodeMatchesTshark(t *testing.T) {
 			t.Logf("decode errors %d, fragments %d", st.DecodeErrors, st.Fragments)
 		})
 	}
-}
-
-func TestOpenFileCountsAndEOF(t *testing.T) {
-	path := corpusFile(t, "ct-samples__Protocols__S7comm__Plant1_S7comm.pcap")
-	src, err := OpenFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	var n, bytes uint64
-	for {
-		f, err := src.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if f.LinkType != LinkEthernet || f.Interface != 0 || f.WireLen < len(f.Data) || f.Time.IsZero() {
-			t.Fatalf("frame %d: %+v", n+1, f)
-		}
-		n++
-		bytes += uint64(f.WireLen)
-	}
-	if _, err := src.Next(); err != io.EOF {
-		t.Errorf("Next after the end: %v, want io.EOF", err)
-	}
-	st := src.Stats()
-	if st.Frames != n || st.Bytes != bytes {
-		t.Errorf("stats %+v, counted %d frames %d bytes", st, n, bytes)
-	}
-	if needTsharkCount(t, path) != n {
-		t.Errorf("read %d frames, tshark reads %d", n, needTsharkCount(t, path))
-	}
-}
-
-// needTsharkCount returns how many frames tshark reads from path.
-func needTsharkCount(t *testing.T, path string) uint64 {
-	t.Helper()
-	needTshark(t)
-	out, err := exec.Command("tshark", "-r", path, "-T", "fields", "-e", "frame.number").Output()
-	if err != nil {
-		t.Fatalf("tshark %s: %v", path, err)
-	}
-	return uint64(strings.Count(string(out), "\n"))
-}
-
-// TestOpenFileTruncated cuts a capture file at every length within its last
-// records: reading must end with a clear error or io.EOF, never panic.
-func TestOpenFileTruncated(t *testing.T) {
-	for _, name := range []string{
-		"ICS-Pcaps__ARP__arp.pcap",
-		"ICS-Security-Tools__pcaps__s7__snap7_s300_everything.pcapng",
-	} {
-		path := corpusFile(t, name)
-		data, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		full := countFrames(t, path)
-		boundary := pcapRecordEnds(data)
-		dir := t.TempDir()
-		from := len(data) - 200
-		if from < 4 {
-			from = 4
-		}
-		for cut := from; cut < len(data); cut++ {
-			p := filepath.Join(dir, "cut")
-			if err := os.WriteFile(p, data[:cut], 0o600); err != nil {
-				t.Fatal(err)
-			}
-			src, err := OpenFile(p)
-			if err != nil {
-				continue // cut inside the file header: refused, fine
-			}
-			n := 0
-			for {
-				_, err = src.Next()
-				if err != nil {
-					break
-				}
-				n++
-			}
-			src.Close()
-			if err != io.EOF && !strings.Contains(err.Error(), p) {
-				t.Errorf("%s cut at %d: error %q does not name the file", name, cut, err)
-			}
-			if n >= full {
-				t.Errorf("%s cut at %d: read %d frames, the whole file has %d", name, cut, n, full)
-			}
-			if err == io.EOF && strings.HasSuffix(name, ".pcap") && !boundary[cut] {
-				// A pcap cut inside a record must say so.
-				t.Errorf("%s cut at %d: io.EOF after %d frames, want a truncation error", name, cut, n)
-			}
-		}
-	}
-}
-
-func countFrames(t *testing.T, path string) int {
-	src, err := OpenFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	n := 0
-	for {
-		if _, err := src.Next(); err != nil {
-			if !errors.Is(err, io.EOF) {
-				t.Fatal(err)
-			}
-			return n
-		}
-		n++
-	}
-}
-
-// pcapRecordEnds returns the offsets where records of a little-endian pcap
-// file end (nil for other files).
-func pcapRecordEnds(data []byte) map[int]bool {
-	if len(data) < 24 || binary.LittleEndian.Uint32(data) != 0xa1b2c3d4 {
-		return nil
-	}
-	ends := map[int]bool{24: true}
-	for off := 24; off+16 <= len(data); {
-		off += 16 + int(binary.LittleEndian.Uint32(data[off+8:]))
-		ends[off] = true
-	}
-	return ends
 }

@@ -88,6 +88,7 @@ var (
 	errMPLSTrunc     = truncated("mpls")
 	errPPPoETrunc    = truncated("pppoe")
 	errPPPTrunc      = truncated("ppp")
+	errIPTrunc       = truncated("ip")
 	errIPVersion     = malformed("ip version")
 	errIPv4Trunc     = truncated("ipv4")
 	errIPv4Bad       = malformed("ipv4")
@@ -291,7 +292,7 @@ func decodePPP(b []byte, p *Packet, depth int) error {
 // decodeRawIP reads an IP datagram of either version.
 func decodeRawIP(b []byte, p *Packet, depth int) error {
 	if len(b) < 1 {
-		return errIPv4Trunc
+		return errIPTrunc
 	}
 	switch b[0] >> 4 {
 	case 4:
