@@ -213,6 +213,9 @@ type pseudo struct {
 // Identity: every inventoried address has its own record. An address is
 // grouped under a MAC (asset "mac:...") while that MAC is seen as its
 // own: claimed by ARP/DHCP observations, or the source MAC of its frames.
+// A MAC's asset lists the addresses it has held, current first: when an
+// address moves to another MAC it stays in the old MAC's list as history,
+// while Lookup and traffic records name its current holder.
 // A MAC that carries more than RouterIPThreshold distinct addresses it does
 // not claim, or any external IPv4 address, is a router's (external IPv6
 // addresses count towards the threshold, unless they are the MAC's own
@@ -417,7 +420,8 @@ func (inv *Inventory) bind(r *ipRec, m *macRec, claimed bool) {
 			return
 		}
 		if old := inv.macs[r.mac]; old != nil {
-			old.ips = remove(old.ips, r.ip)
+			// The old MAC keeps the address in its history (after its
+			// current one), but no longer holds it.
 			delete(old.claims, r.ip)
 			if claimed {
 				old.info.fold(&r.info)
@@ -428,7 +432,7 @@ func (inv *Inventory) bind(r *ipRec, m *macRec, claimed bool) {
 	if len(m.ips) >= MaxIPsPerMAC {
 		last := m.ips[len(m.ips)-1]
 		m.ips = m.ips[:len(m.ips)-1]
-		if lr := inv.ips[last]; lr != nil {
+		if lr := inv.ips[last]; lr != nil && lr.mac == m.mac {
 			lr.mac, lr.claimed = capture.MAC{}, false
 		}
 	}
@@ -443,13 +447,6 @@ func toFront(s []netip.Addr, ip netip.Addr) []netip.Addr {
 	}
 	copy(s[1:i+1], s[:i])
 	s[0] = ip
-	return s
-}
-
-func remove(s []netip.Addr, ip netip.Addr) []netip.Addr {
-	if i := slices.Index(s, ip); i >= 0 {
-		return slices.Delete(s, i, i+1)
-	}
 	return s
 }
 
@@ -555,7 +552,12 @@ func (inv *Inventory) Observe(o dissect.Observation) {
 			p := inv.pseudo(k, group)
 			p.addIP(ip)
 			p.seen(o.Time)
-			return
+			if mac.IsZero() {
+				return
+			}
+			// A device stating its own MAC is on our segment whatever its
+			// address: it is known by its MAC, without the address.
+			ip = netip.Addr{}
 		}
 	}
 	var target *info
@@ -801,8 +803,8 @@ func (inv *Inventory) macAsset(m *macRec) Asset {
 	var in info
 	in.fold(&m.info)
 	for _, ip := range m.ips {
-		if r := inv.ips[ip]; r != nil {
-			in.fold(&r.info)
+		if r := inv.ips[ip]; r != nil && r.mac == m.mac {
+			in.fold(&r.info) // not what a later holder of the address said
 		}
 	}
 	a := fill(Asset{

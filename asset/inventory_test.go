@@ -288,15 +288,17 @@ func TestMACFollowsIPChange(t *testing.T) {
 	if a.Hostname != "hmi-3" || a.OS != "Windows 10" || a.Attrs["addressing"] != "dhcp" {
 		t.Errorf("identity lost across IP change: %+v", a)
 	}
-	// The old address is leased to another device: it leaves the first
-	// asset, and what was learnt about it stays with the first device.
+	// The old address is leased to another device: the first device keeps
+	// it in its history, and what was learnt about it stays with the first
+	// device; the new holder starts afresh.
 	inv.Observe(dissect.Observation{Time: t0.Add(2 * time.Hour), IP: ip("10.50.0.5"), MAC: other, Attr: dissect.AttrHostname, Value: "laptop", Protocol: "dhcp"})
+	inv.Observe(dissect.Observation{Time: t0.Add(2 * time.Hour), IP: ip("10.50.0.5"), Attr: dissect.AttrOS, Value: "Linux", Protocol: "http"})
 	a, _ = inv.LookupMAC(dev)
-	if !slices.Equal(a.IPs, []netip.Addr{ip("10.50.0.9")}) || a.OS != "Windows 10" {
-		t.Errorf("first device after its old IP was reassigned: IPs %v OS %q", a.IPs, a.OS)
+	if !slices.Equal(a.IPs, []netip.Addr{ip("10.50.0.9"), ip("10.50.0.5")}) || a.OS != "Windows 10" || a.Hostname != "hmi-3" {
+		t.Errorf("first device after its old IP was reassigned: IPs %v OS %q host %q", a.IPs, a.OS, a.Hostname)
 	}
 	b, _ := inv.Lookup(ip("10.50.0.5"))
-	if b.ID != "mac:00:1b:1b:00:00:22" || b.Hostname != "laptop" || b.OS != "" {
+	if b.ID != "mac:00:1b:1b:00:00:22" || b.Hostname != "laptop" || b.OS != "Linux" {
 		t.Errorf("new holder of 10.50.0.5: %+v", b)
 	}
 	if n := len(inv.Assets()); n != 3 {
@@ -452,5 +454,19 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	if len(inv.Assets()) == 0 {
 		t.Error("no assets")
+	}
+}
+
+func TestOwnMACWithExternalAddress(t *testing.T) {
+	inv := NewInventory(DefaultClasses())
+	pi := mac(0x40)
+	inv.Observe(dissect.Observation{Time: t0, IP: ip("62.12.173.123"), MAC: pi, Attr: dissect.AttrHostname, Value: "raspberrypi", Protocol: "dhcp"})
+	inv.Observe(dissect.Observation{Time: t0, IP: ip("62.12.173.123"), MAC: pi, Attr: dissect.AttrIP, Value: "62.12.173.123", Protocol: "dhcp"})
+	a, ok := inv.LookupMAC(pi)
+	if !ok || a.Hostname != "raspberrypi" || len(a.IPs) != 0 {
+		t.Errorf("local device with a public address: %+v, want a MAC asset with its name and no address", a)
+	}
+	if e, ok := inv.Lookup(ip("62.12.173.123")); !ok || e.ID != IDExternal {
+		t.Errorf("its address belongs to %q, want external", e.ID)
 	}
 }
