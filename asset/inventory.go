@@ -181,6 +181,7 @@ func clip(s string) string {
 // ipRec is one address, always kept, whether or not a MAC groups it.
 type ipRec struct {
 	ip         netip.Addr
+	id         string // "ip:..."
 	kind       Kind
 	addressing string
 	mac        capture.MAC // bound MAC; zero when keyed by IP
@@ -191,6 +192,7 @@ type ipRec struct {
 // macRec is one MAC: a host (grouping its IPs) or a router.
 type macRec struct {
 	mac      capture.MAC
+	id       string // "mac:..."
 	ips      []netip.Addr // bound addresses, current first
 	claims   map[netip.Addr]bool
 	carried  map[netip.Addr]bool // distinct unclaimed IPs seen in its frames
@@ -353,7 +355,7 @@ func (inv *Inventory) ipRec(ip netip.Addr, k Kind, addressing string) *ipRec {
 			inv.dropped++
 			return nil
 		}
-		r = &ipRec{ip: ip, kind: k, addressing: addressing}
+		r = &ipRec{ip: ip, id: "ip:" + ip.String(), kind: k, addressing: addressing}
 		inv.ips[ip] = r
 	}
 	return r
@@ -366,7 +368,7 @@ func (inv *Inventory) macRec(m capture.MAC) *macRec {
 			inv.dropped++
 			return nil
 		}
-		r = &macRec{mac: m}
+		r = &macRec{mac: m, id: "mac:" + m.String()}
 		inv.macs[m] = r
 	}
 	return r
@@ -708,8 +710,11 @@ func (inv *Inventory) side(ip netip.Addr, mac capture.MAC, f *flow.Flow, server 
 // assetID returns the ID of the asset holding inventoried or
 // non-inventoried address ip (which need not have a record yet).
 func (inv *Inventory) assetID(ip netip.Addr) string {
-	if r := inv.ips[ip]; r != nil && !r.mac.IsZero() {
-		return "mac:" + r.mac.String()
+	if r := inv.ips[ip]; r != nil {
+		if m := inv.macs[r.mac]; m != nil && !r.mac.IsZero() {
+			return m.id
+		}
+		return r.id
 	}
 	return "ip:" + ip.String()
 }
@@ -808,7 +813,7 @@ func (inv *Inventory) macAsset(m *macRec) Asset {
 		}
 	}
 	a := fill(Asset{
-		ID:     "mac:" + m.mac.String(),
+		ID:     m.id,
 		Kind:   Inventoried,
 		MAC:    m.mac,
 		IPs:    slices.Clone(m.ips),
@@ -834,7 +839,7 @@ func setAttr(m map[string]string, k, v string) map[string]string {
 }
 
 func ipAsset(r *ipRec) Asset {
-	a := Asset{ID: "ip:" + r.ip.String(), Kind: r.kind, IPs: []netip.Addr{r.ip}}
+	a := Asset{ID: r.id, Kind: r.kind, IPs: []netip.Addr{r.ip}}
 	if r.kind != Inventoried {
 		a.FirstSeen, a.LastSeen = r.first, r.last
 		return a

@@ -470,3 +470,29 @@ func TestOwnMACWithExternalAddress(t *testing.T) {
 		t.Errorf("its address belongs to %q, want external", e.ID)
 	}
 }
+
+func BenchmarkInventoryAddFlow(b *testing.B) {
+	inv := NewInventory(DefaultClasses())
+	fs := make([]*flow.Flow, 1024)
+	for i := range fs {
+		fs[i] = mkflow(fmt.Sprintf("10.1.%d.%d", i/200, i%200+1), capture.MAC{2, 0, 0, 0, byte(i >> 8), byte(i)}, "10.0.0.6", 502, mac(6), 0)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		inv.AddFlow(fs[i%len(fs)])
+	}
+}
+
+func BenchmarkTrafficAddFlow(b *testing.B) {
+	inv := NewInventory(DefaultClasses())
+	tr := NewTraffic(inv)
+	f := mkflow("10.0.0.5", mac(5), "10.0.0.6", 502, mac(6), 0)
+	inv.AddFlow(f)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		f.Packets[0]++
+		tr.AddFlow(f)
+	}
+}
