@@ -192,7 +192,7 @@ type ipRec struct {
 // macRec is one MAC: a host (grouping its IPs) or a router.
 type macRec struct {
 	mac      capture.MAC
-	id       string // "mac:..."
+	id       string       // "mac:..."
 	ips      []netip.Addr // bound addresses, current first
 	claims   map[netip.Addr]bool
 	carried  map[netip.Addr]bool // distinct unclaimed IPs seen in its frames
