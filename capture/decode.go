@@ -690,6 +690,12 @@ func decodeGRE(b []byte, p *Packet, depth int) error {
 		clearLink(p, TunnelGRE)
 		return decodeIPv6(b, p, depth)
 	case etherTypePPP:
+		if len(b) == 0 {
+			// PPTP acknowledgment without data: the outer
+			// datagram is all there is.
+			p.Payload = b
+			return nil
+		}
 		clearLink(p, TunnelGRE)
 		return decodePPP(b, p, depth)
 	case etherTypeERSPAN:

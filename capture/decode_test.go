@@ -482,6 +482,7 @@ func BenchmarkReadDecode(b *testing.B) {
 	path := corpusFile(b, "ct-samples__Protocols__S7comm__Plant1_S7comm.pcap")
 	var d Decoder
 	var p Packet
+	frames := 0
 	b.ReportAllocs()
 	for b.Loop() {
 		src, err := OpenFile(path)
@@ -494,9 +495,12 @@ func BenchmarkReadDecode(b *testing.B) {
 				break
 			}
 			d.Decode(f, &p)
+			frames++
 		}
 		src.Close()
 	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(frames), "ns/frame")
+	b.ReportMetric(float64(frames)/float64(b.N), "frames/op")
 }
 
 // TestHandBuiltMatchesTshark writes the hand-built frames to capture files,
