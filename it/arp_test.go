@@ -29,6 +29,8 @@ var arpCorpus = []string{
 	"ct-samples__Protocols__DLMS-COSEM__Matousp-PCAPs__DLMSDirector.pcap",
 	"Malcolm-PCAP__pcaps__protocols__DHCP.pcap",
 	"Malcolm-PCAP__pcaps__protocols__Telnet.pcap",
+	"Malcolm-PCAP__pcaps__protocols__BSAP.pcap",
+	"ICS-Security-Tools__pcaps__ModbusTCP__mb2.pcap",
 }
 
 // TestARPCorpus checks that the (IP, MAC) bindings the dissector reports
@@ -37,18 +39,48 @@ func TestARPCorpus(t *testing.T) {
 	for _, name := range arpCorpus {
 		t.Run(name, func(t *testing.T) {
 			pkts := readCorpus(t, name)
-			want := map[string]bool{}
-			for _, row := range tshark(t, corpusFile(t, name), "arp", "arp.src.proto_ipv4", "arp.src.hw_mac") {
+			// One pass of tshark gives the senders, and which frames are
+			// gratuitous, probes, or claim an IP seen with another MAC
+			// (tshark flags those however far apart; a conflict we report
+			// must be one of them).
+			want, wantGrat, wantProbe, dup := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
+			for _, row := range tshark(t, corpusFile(t, name), "arp", "arp.src.proto_ipv4", "arp.src.hw_mac",
+				"arp.dst.proto_ipv4", "arp.isgratuitous", "arp.isprobe", "arp.duplicate-address-detected") {
 				if row[0] == "" || row[0] == "0.0.0.0" {
+					if row[4] != "" {
+						wantProbe[row[2]+" "+row[1]] = true
+					}
 					continue
 				}
 				want[row[0]+" "+row[1]] = true
+				if row[3] != "" {
+					wantGrat[row[0]+" "+row[1]] = true
+				}
+				if row[5] != "" {
+					dup[row[0]] = true
+				}
 			}
 			if len(want) == 0 {
 				t.Fatalf("tshark reads no ARP sender in %s", name)
 			}
+			gotGrat, gotProbe := map[string]bool{}, map[string]bool{}
+			conflicts := 0
 			got := map[string]bool{}
 			for _, o := range run(NewARP(), pkts) {
+				switch o.Attr {
+				case AttrARPGratuitous:
+					gotGrat[o.Value+" "+o.MAC.String()] = true
+				case AttrARPProbe:
+					gotProbe[o.Value+" "+o.MAC.String()] = true
+				case AttrARPConflict:
+					conflicts++
+					if !dup[o.IP.String()] {
+						t.Errorf("conflict on %s (%s), which tshark does not flag as a duplicate address", o.IP, o.Value)
+					}
+					if want := o.IP.String() + " claimed by "; !strings.HasPrefix(o.Value, want) {
+						t.Errorf("conflict value %q does not begin %q", o.Value, want)
+					}
+				}
 				if o.Attr != dissect.AttrIP {
 					continue
 				}
@@ -60,7 +92,14 @@ func TestARPCorpus(t *testing.T) {
 			if diff := setDiff(want, got); diff != "" {
 				t.Errorf("ARP bindings differ from tshark's senders:\n%s", diff)
 			}
-			t.Logf("%d bindings", len(got))
+			if diff := setDiff(wantGrat, gotGrat); diff != "" {
+				t.Errorf("gratuitous ARPs differ from tshark's arp.isgratuitous:\n%s", diff)
+			}
+			if diff := setDiff(wantProbe, gotProbe); diff != "" {
+				t.Errorf("ARP probes differ from tshark's arp.isprobe:\n%s", diff)
+			}
+			t.Logf("%d bindings, %d gratuitous, %d probes, %d conflicts (tshark: %d duplicate addresses)",
+				len(got), len(gotGrat), len(gotProbe), conflicts, len(dup))
 		})
 	}
 }

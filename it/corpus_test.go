@@ -228,3 +228,34 @@ func run(d dissect.Dissector, pkts []dissect.Packet) collect {
 	}
 	return out
 }
+
+// TestAllRegistry runs corpus captures through a registry of All(), as the
+// sensor's pipeline does, and checks that ARP frames and DHCP flows reach
+// their dissectors and that each call of All gives fresh instances.
+func TestAllRegistry(t *testing.T) {
+	a, b := All(), All()
+	if len(a) != 2 || a[0].Name() != "arp" || a[1].Name() != "dhcp" {
+		t.Fatalf("All() = %v, want arp, dhcp", a)
+	}
+	if a[0] == b[0] {
+		t.Error("two calls of All share the ARP instance")
+	}
+	reg := dissect.NewRegistry(All()...)
+	var out collect
+	for _, name := range []string{"ICS-Pcaps__DHCP__dhcp_client.pcap", "ICS-Pcaps__ARP__arp.pcap"} {
+		for _, p := range readCorpus(t, name) {
+			if p.Packet != nil {
+				reg.Dispatch(&p, &out)
+			}
+		}
+	}
+	counts := map[string]int{}
+	for _, o := range out {
+		counts[o.Protocol+" "+o.Attr]++
+	}
+	for _, k := range []string{"arp ip", "dhcp protocol", "dhcp hostname", "dhcp ip", "dhcp dhcp.params"} {
+		if counts[k] == 0 {
+			t.Errorf("no %q observation through the registry; got %v", k, counts)
+		}
+	}
+}
