@@ -79,9 +79,10 @@ func ownEUI64(a netip.Addr, m string) bool {
 // TestCorpusRouters runs real captures of routed networks through the flow
 // table into the inventory and checks the router rule against what tshark
 // says the frames carry: a MAC sending frames from a non-internal IPv4
-// address, or from more than asset.RouterIPs other addresses (internal, or
-// IPv6 ones not derived from the MAC), is a router's and groups no address;
-// every other MAC groups the internal addresses it sends from.
+// address, or from more than asset.RouterIPs IPv4 addresses, or IPv6 /64s
+// (link-local and the MAC's own EUI-64 addresses aside), is a router's and
+// groups no address; every other MAC groups the internal addresses it
+// sends from.
 func TestCorpusRouters(t *testing.T) {
 	for _, name := range []string{
 		"nDPI__tests__cfgs__default__pcap__1kxun.pcap",
@@ -94,7 +95,8 @@ func TestCorpusRouters(t *testing.T) {
 
 func corpusRouters(t *testing.T, file string) {
 	const filter = "(tcp || udp) && !icmp && !icmpv6 && !(ip.flags.mf == 1 || ip.frag_offset > 0) && eth.src"
-	ipsOf := map[string]map[netip.Addr]bool{}
+	ipsOf := map[string]map[netip.Addr]bool{}   // internal addresses each MAC sends from
+	counted := map[string]map[netip.Addr]bool{} // what the router rule counts
 	router := map[string]bool{}
 	for _, r := range tsharkRows(t, file, filter, "eth.src", "ip.src", "ipv6.src") {
 		for len(r) < 3 {
@@ -104,30 +106,43 @@ func corpusRouters(t *testing.T, file string) {
 		if err != nil || a.IsMulticast() || a.IsUnspecified() || a.IsLoopback() {
 			continue
 		}
+		m := r[0]
 		if !internal(a) && a.Is4() {
-			router[r[0]] = true
+			router[m] = true
 			continue
 		}
-		if !internal(a) && ownEUI64(a, r[0]) {
+		if ipsOf[m] == nil {
+			ipsOf[m], counted[m] = map[netip.Addr]bool{}, map[netip.Addr]bool{}
+		}
+		if internal(a) {
+			ipsOf[m][a] = true
+		}
+		if a.IsLinkLocalUnicast() || ownEUI64(a, m) {
 			continue
 		}
-		if ipsOf[r[0]] == nil {
-			ipsOf[r[0]] = map[netip.Addr]bool{}
+		if a.Is6() {
+			a = netip.PrefixFrom(a, 64).Masked().Addr()
 		}
-		ipsOf[r[0]][a] = true
+		counted[m][a] = true
 	}
 	macsOf := map[netip.Addr][]string{} // oracle: own MACs of each address
 	for m, ips := range ipsOf {
-		if len(ips) > asset.RouterIPs {
+		n4, n6 := 0, 0
+		for a := range counted[m] {
+			if a.Is4() {
+				n4++
+			} else {
+				n6++
+			}
+		}
+		if n4 > asset.RouterIPs || n6 > asset.RouterIPs {
 			router[m] = true
 		}
 		if router[m] {
 			continue
 		}
 		for a := range ips {
-			if internal(a) {
-				macsOf[a] = append(macsOf[a], m)
-			}
+			macsOf[a] = append(macsOf[a], m)
 		}
 	}
 

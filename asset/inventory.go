@@ -195,7 +195,8 @@ type macRec struct {
 	id       string       // "mac:..."
 	ips      []netip.Addr // bound addresses, current first
 	claims   map[netip.Addr]bool
-	carried  map[netip.Addr]bool // distinct unclaimed IPs seen in its frames
+	carried  map[netip.Addr]bool // distinct unclaimed IPs (IPv6: /64s) seen in its frames
+	n4, n6   int                 // IPv4 and IPv6 entries of carried
 	router   bool
 	observed bool // an observation named this MAC as its own
 	info
@@ -218,10 +219,9 @@ type pseudo struct {
 // A MAC's asset lists the addresses it has held, current first: when an
 // address moves to another MAC it stays in the old MAC's list as history,
 // while Lookup and traffic records name its current holder.
-// A MAC that carries more than RouterIPThreshold distinct addresses it does
-// not claim, or any external IPv4 address, is a router's (external IPv6
-// addresses count towards the threshold, unless they are the MAC's own
-// EUI-64 addresses): it becomes an asset
+// A MAC that carries more than RouterIPThreshold distinct IPv4 addresses
+// (or IPv6 /64 prefixes) it does not claim, or any external IPv4 address,
+// is a router's (see carry): it becomes an asset
 // of its own (Router set, keeping only the addresses it claims) and each
 // address behind it is an asset of its own ("ip:..."), with what was
 // learnt about it.
@@ -408,7 +408,14 @@ func (inv *Inventory) bind(r *ipRec, m *macRec, claimed bool) {
 		if !m.claims[r.ip] && len(m.claims) < MaxIPsPerMAC {
 			m.claims[r.ip] = true
 		}
-		delete(m.carried, r.ip)
+		if k := carriedKey(r.ip); m.carried[k] {
+			delete(m.carried, k)
+			if k.Is4() {
+				m.n4--
+			} else {
+				m.n6--
+			}
+		}
 	} else if m.router {
 		return
 	}
@@ -473,34 +480,45 @@ func (inv *Inventory) markRouter(m *macRec) {
 	m.ips = kept
 }
 
-// carry notes that m's frames carried address ip of class k.
+// carry notes that m's frames carried address ip of class k. IPv4 and
+// IPv6 are counted apart, and IPv6 by /64 prefix, so that a dual-stack
+// host with temporary (privacy) addresses is not taken for a router;
+// link-local addresses are never routed and do not count.
 func (inv *Inventory) carry(m *macRec, ip netip.Addr, k Kind) {
-	if m.router {
+	if m.router || ip.IsLinkLocalUnicast() {
 		return
 	}
-	if k == External || k == MonitoredExternal {
-		// A dual-stack host sends from its own global IPv6 addresses,
-		// which the default classes call external: an IPv6 address counts
-		// like an internal one, and not at all when its interface
-		// identifier is the MAC's EUI-64.
-		if !ip.Is6() {
-			inv.markRouter(m)
-			return
-		}
-		if eui64(ip, m.mac) {
-			return
-		}
+	if (k == External || k == MonitoredExternal) && ip.Is4() {
+		inv.markRouter(m)
+		return
 	}
-	if m.claims[ip] || m.carried[ip] {
+	if m.claims[ip] || (ip.Is6() && eui64(ip, m.mac)) {
+		return
+	}
+	key := carriedKey(ip)
+	if m.carried[key] {
 		return
 	}
 	if m.carried == nil {
 		m.carried = map[netip.Addr]bool{}
 	}
-	m.carried[ip] = true
-	if len(m.carried) > inv.cl.threshold {
+	m.carried[key] = true
+	if ip.Is4() {
+		m.n4++
+	} else {
+		m.n6++
+	}
+	if m.n4 > inv.cl.threshold || m.n6 > inv.cl.threshold {
 		inv.markRouter(m)
 	}
+}
+
+// carriedKey is what carry counts of ip: an IPv4 address, or an IPv6 /64.
+func carriedKey(ip netip.Addr) netip.Addr {
+	if ip.Is6() {
+		return netip.PrefixFrom(ip, 64).Masked().Addr()
+	}
+	return ip
 }
 
 // eui64 reports whether the interface identifier of IPv6 address ip is

@@ -417,16 +417,24 @@ func TestDualStackHostIsNotRouter(t *testing.T) {
 	h := capture.MAC{0x00, 0x1b, 0x1b, 0x12, 0x34, 0x56}
 	inv.AddFlow(mkflow("10.0.0.5", h, "10.0.0.6", 80, mac(6), 0))
 	inv.AddFlow(mkflow("2001:db8::21b:1bff:fe12:3456", h, "2001:db8::1", 443, mac(6), 0)) // EUI-64: own
-	inv.AddFlow(mkflow("2001:db8::a1b2:c3d4:e5f6:1", h, "2001:db8::1", 443, mac(6), 0))   // privacy address
-	if a, _ := inv.LookupMAC(h); a.Router || !slices.Equal(a.IPs, []netip.Addr{ip("10.0.0.5")}) {
-		t.Errorf("dual-stack host: router %v IPs %v", a.Router, a.IPs)
+	for i := 1; i <= 10; i++ { // temporary (privacy) addresses, rotating
+		inv.AddFlow(mkflow(fmt.Sprintf("2001:db8::a1b2:c3d4:e5f6:%x", i), h, "2001:db8::1", 443, mac(6), 0))
+		inv.AddFlow(mkflow(fmt.Sprintf("fd00:1::a1b2:c3d4:e5f6:%x", i), h, "fd00:1::6", 443, mac(6), 0))
+	}
+	inv.AddFlow(mkflow("fe80::1234", h, "fe80::6", 443, mac(6), 0))
+	if a, _ := inv.LookupMAC(h); a.Router || len(a.IPs) != 12 || a.IPs[0] != ip("fe80::1234") {
+		t.Errorf("dual-stack host: router %v IPs %v; want not a router, with its 12 internal addresses", a.Router, a.IPs)
 	}
 	r := mac(0x77)
-	for i := 1; i <= 4; i++ {
-		inv.AddFlow(mkflow(fmt.Sprintf("2001:db8:5::%d", i), r, "fd00::6", 443, mac(6), 0))
+	for i := 1; i <= 3; i++ {
+		inv.AddFlow(mkflow(fmt.Sprintf("2001:db8:5:%d::1", i), r, "fd00::6", 443, mac(6), 0))
 	}
+	if a, _ := inv.LookupMAC(r); a.Router {
+		t.Errorf("MAC carrying 3 foreign IPv6 /64s is taken for a router")
+	}
+	inv.AddFlow(mkflow("2001:db8:5:4::1", r, "fd00::6", 443, mac(6), 0))
 	if a, _ := inv.LookupMAC(r); !a.Router {
-		t.Errorf("MAC carrying 4 foreign IPv6 addresses is not a router")
+		t.Errorf("MAC carrying 4 foreign IPv6 /64s is not a router")
 	}
 }
 
