@@ -417,7 +417,7 @@ func TestDualStackHostIsNotRouter(t *testing.T) {
 	h := capture.MAC{0x00, 0x1b, 0x1b, 0x12, 0x34, 0x56}
 	inv.AddFlow(mkflow("10.0.0.5", h, "10.0.0.6", 80, mac(6), 0))
 	inv.AddFlow(mkflow("2001:db8::21b:1bff:fe12:3456", h, "2001:db8::1", 443, mac(6), 0)) // EUI-64: own
-	for i := 1; i <= 10; i++ { // temporary (privacy) addresses, rotating
+	for i := 1; i <= 10; i++ {                                                            // temporary (privacy) addresses, rotating
 		inv.AddFlow(mkflow(fmt.Sprintf("2001:db8::a1b2:c3d4:e5f6:%x", i), h, "2001:db8::1", 443, mac(6), 0))
 		inv.AddFlow(mkflow(fmt.Sprintf("fd00:1::a1b2:c3d4:e5f6:%x", i), h, "fd00:1::6", 443, mac(6), 0))
 	}
