@@ -1,7 +1,13 @@
 package capture
 
 import (
+	"encoding/binary"
+	"time"
+
 	"fmt"
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
 	"io"
 	"os"
 	"os/exec"
@@ -314,5 +320,79 @@ func TestDecodeMatchesTshark(t *testing.T) {
 				t.Errorf("%d decode errors, want %d", st.DecodeErrors, expectedErrors[name])
 			}
 		})
+	}
+}
+
+// TestCookedAndRawFromCorpus rewrites the Ethernet frames of corpus files
+// as Linux cooked (v1 and v2) and raw IP captures, as a capture on "any" or
+// on a tunnel interface records them, and compares with tshark again.
+func TestCookedAndRawFromCorpus(t *testing.T) {
+	needTshark(t)
+	for _, name := range []string{
+		"Malcolm-PCAP__pcaps__protocols__KRB5.pcap", // IPv4, IPv6, 802.1Q
+		"ICS-Pcaps__BOOTP__packet.pcap",
+	} {
+		path := corpusFile(t, name)
+		src, err := OpenFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sll, sll2, raw [][]byte
+		for {
+			f, err := src.Next()
+			if err != nil {
+				break
+			}
+			if f.LinkType != LinkEthernet || len(f.Data) < 14 {
+				continue
+			}
+			mac, et, rest := f.Data[6:12], f.Data[12:14], f.Data[14:]
+			sll = append(sll, cat(u16(0), u16(1), u16(6), mac, []byte{0, 0}, et, rest))
+			sll2 = append(sll2, cat(et, u16(0), u32(2), u16(1), []byte{0, 6}, mac, []byte{0, 0}, rest))
+			if e := binary.BigEndian.Uint16(et); e == 0x0800 || e == 0x86dd {
+				raw = append(raw, append([]byte(nil), rest...))
+			}
+		}
+		src.Close()
+		dir := t.TempDir()
+		for _, c := range []struct {
+			lt     LinkType
+			frames [][]byte
+		}{{LinkLinuxSLL, sll}, {LinkLinuxSLL2, sll2}, {LinkRaw, raw}, {LinkIPv4, nil}} {
+			if c.lt == LinkIPv4 {
+				for _, r := range raw {
+					if r[0]>>4 == 4 {
+						c.frames = append(c.frames, r)
+					}
+				}
+			}
+			out := filepath.Join(dir, fmt.Sprintf("link%d.pcap", c.lt))
+			writePcap(t, out, c.lt, c.frames)
+			t.Run(fmt.Sprintf("%s as link type %d", name, c.lt), func(t *testing.T) {
+				if st := compareWithTshark(t, out); st.DecodeErrors != 0 {
+					t.Errorf("%d decode errors", st.DecodeErrors)
+				}
+			})
+		}
+	}
+}
+
+// writePcap writes frames to a new pcap file of link type lt.
+func writePcap(t *testing.T, path string, lt LinkType, frames [][]byte) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := pcapgo.NewWriter(f)
+	if err := w.WriteFileHeader(65535, layers.LinkType(lt)); err != nil {
+		t.Fatal(err)
+	}
+	for i, fr := range frames {
+		ci := gopacket.CaptureInfo{Timestamp: time.Unix(1700000000+int64(i), 0), CaptureLength: len(fr), Length: len(fr)}
+		if err := w.WritePacket(ci, fr); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

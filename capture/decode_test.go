@@ -6,14 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"testing"
-	"time"
-
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
 )
 
 // Frame builders for hand-made test frames. Each returns a new slice.
@@ -515,21 +509,7 @@ func TestHandBuiltMatchesTshark(t *testing.T) {
 	dir := t.TempDir()
 	for lt, frames := range byLink {
 		path := filepath.Join(dir, fmt.Sprintf("link%d.pcap", lt))
-		f, err := os.Create(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w := pcapgo.NewWriter(f)
-		if err := w.WriteFileHeader(65535, layers.LinkType(lt)); err != nil {
-			t.Fatal(err)
-		}
-		for i, fr := range frames {
-			ci := gopacket.CaptureInfo{Timestamp: time.Unix(int64(i), 0), CaptureLength: len(fr), Length: len(fr)}
-			if err := w.WritePacket(ci, fr); err != nil {
-				t.Fatal(err)
-			}
-		}
-		f.Close()
+		writePcap(t, path, lt, frames)
 		t.Run(fmt.Sprintf("link type %d", lt), func(t *testing.T) {
 			if st := compareWithTshark(t, path); st.DecodeErrors != 0 {
 				t.Errorf("%d decode errors", st.DecodeErrors)

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"bufio"
+	"compress/gzip"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -32,8 +33,8 @@ type fileSource struct {
 	err    error // sticky: once set, Next returns it
 }
 
-// OpenFile opens a pcap or pcapng capture file (optionally gzip-compressed
-// pcap) and returns a Source reading its frames in order. The format is
+// OpenFile opens a pcap or pcapng capture file, either possibly
+// gzip-compressed, and returns a Source reading its frames in order. The format is
 // sniffed from the first bytes, not the file name. Frames carry the link
 // type the file records (per interface in pcapng) and Interface 0.
 //
@@ -52,6 +53,19 @@ func OpenFile(path string) (Source, error) {
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, fmt.Errorf("capture: %s: too short for a capture file header: %w", path, err)
+	}
+	if magic[0] == 0x1f && magic[1] == 0x8b {
+		// gzip: look at the magic of what it holds.
+		gz, err := gzip.NewReader(br)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("capture: %s: reading gzip header: %w", path, err)
+		}
+		br = bufio.NewReaderSize(gz, 1<<16)
+		if magic, err = br.Peek(4); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("capture: %s: too short for a capture file header inside gzip: %w", path, err)
+		}
 	}
 	s := &fileSource{path: path, f: f}
 	if binary.LittleEndian.Uint32(magic) == pcapngMagic {

@@ -1,6 +1,8 @@
 package capture
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -210,4 +212,30 @@ func pcapRecordEnds(data []byte) map[int]bool {
 		ends[off] = true
 	}
 	return ends
+}
+
+// TestOpenFileGzip reads gzip-compressed pcap and pcapng files.
+func TestOpenFileGzip(t *testing.T) {
+	for _, name := range []string{
+		"ICS-Pcaps__ARP__arp.pcap",
+		"ICS-Security-Tools__pcaps__s7__snap7_s300_everything.pcapng",
+	} {
+		path := corpusFile(t, name)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		zw.Write(data)
+		zw.Close()
+		gz := filepath.Join(t.TempDir(), name+".gz")
+		if err := os.WriteFile(gz, buf.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		want := countFrames(t, path)
+		if got := countFrames(t, gz); got != want || want == 0 {
+			t.Errorf("%s: %d frames from the gzip file, %d from the plain one", name, got, want)
+		}
+	}
 }
