@@ -540,20 +540,23 @@ func dhcpSeeds(t testing.TB) [][]byte {
 		dhcpMsg(1, macA, "0.0.0.0", "0.0.0.0", "0.0.0.0", opt(53, 1), opt(12, 'h'), opt(55, 1, 3, 6), opt(81, 0x05, 0, 0, 2, 'a', 'b', 0), opt(77, 1, 'x')),
 		dhcpMsg(2, macA, "0.0.0.0", "10.0.0.7", "10.0.0.254", opt(53, 5), opt(51, 0xff, 0xff, 0xff, 0xff), opt(3, 10, 0, 0, 1), opt(6, 10, 0, 0, 2), opt(52, 3), opt(15, 'x')),
 	}
-	return seeds
-}
-
-// TestDHCPTruncated offers every prefix of real and hand-built messages:
-// no panic, and no observation from less than the fixed header.
-func TestDHCPTruncated(t *testing.T) {
-	msgs := dhcpSeeds(t)
-	if _, err := os.Stat(filepath.Join(corpusDirOrEmpty(), "ICS-Pcaps__DHCP__dhcp_client.pcap")); err == nil {
-		for _, p := range readCorpus(t, "ICS-Pcaps__DHCP__dhcp_client.pcap") {
-			if p.Flow != nil {
-				msgs = append(msgs, p.Payload)
+	if corpusDirOrEmpty() == "" {
+		return seeds
+	}
+	for _, name := range []string{"ICS-Pcaps__DHCP__dhcp_client.pcap", "ICS-Pcaps__DHCP__dhcp-relay-serverside.pcap", "Malcolm-PCAP__pcaps__protocols__DHCP.pcap"} {
+		for _, p := range readCorpus(t, name) {
+			if p.Flow != nil && checkDHCP(p.Payload) == nil {
+				seeds = append(seeds, p.Payload)
 			}
 		}
 	}
+	return seeds
+}
+
+// TestDHCPTruncated offers every prefix of hand-built and real messages:
+// no panic, and no observation from less than the fixed header.
+func TestDHCPTruncated(t *testing.T) {
+	msgs := dhcpSeeds(t)
 	d := NewDHCP()
 	for _, full := range msgs {
 		for n := range len(full) + 1 {
