@@ -1,0 +1,134 @@
+// Command sensor is the passive sensor's daemon. It reads frames from a
+// capture file (-r) or from one or more sniffing interfaces (-i), learns who
+// is on the network and who talks to whom, and prints the inventory and the
+// traffic summary. With neither flag it reads the plant capture built into
+// the binary, so a first run shows what it does.
+//
+//	sensor                        # the built-in plant capture
+//	sensor -r site.pcapng         # a capture file (pcap or pcapng)
+//	sensor -i eth1,eth2 -workers 2  # live, AF_PACKET rings with fanout
+//	sensor -json                  # one JSON object per line
+//
+// The sniffing interfaces are only ever read: the sensor never sends a frame
+// on them.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/passivesensor/sensor/asset"
+	"github.com/passivesensor/sensor/capture"
+	"github.com/passivesensor/sensor/demo"
+)
+
+func main() {
+	var (
+		file     = flag.String("r", "", "read frames from this pcap or pcapng `file`")
+		ifaces   = flag.String("i", "", "sniff these comma-separated `interfaces` (live)")
+		workers  = flag.Int("workers", 1, "live capture: worker goroutines, each on its own AF_PACKET ring of a fanout group")
+		raw      = flag.Bool("raw", false, "live capture: use a plain raw socket (one frame per syscall) instead of AF_PACKET rings; for the smallest boxes")
+		config   = flag.String("config", "", "operator's IP classes as a JSON `file` (default: RFC 1918 ranges inventoried)")
+		jsonOut  = flag.Bool("json", false, "print one JSON object per line instead of tables")
+		interval = flag.Duration("interval", 5*time.Minute, "live capture: print the inventory and traffic every `interval`")
+	)
+	flag.Parse()
+	if err := run(*file, *ifaces, *workers, *raw, *config, *jsonOut, *interval); err != nil {
+		fmt.Fprintln(os.Stderr, "sensor:", err)
+		os.Exit(1)
+	}
+}
+
+func run(file, ifaces string, workers int, raw bool, config string, jsonOut bool, interval time.Duration) error {
+	classes := asset.DefaultClasses()
+	if config != "" {
+		c, err := asset.LoadClasses(config)
+		if err != nil {
+			return err
+		}
+		classes = c
+	}
+	s := New(classes)
+	out := Printer{W: os.Stdout, JSON: jsonOut}
+
+	if ifaces != "" {
+		if file != "" {
+			return errors.New("give either -r or -i, not both")
+		}
+		names := strings.Split(ifaces, ",")
+		var srcs []capture.Source
+		var err error
+		if raw {
+			srcs, err = openRaw(names)
+		} else {
+			srcs, err = capture.OpenAFPacket(names, workers)
+		}
+		if err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		slog.Info("sensing", "interfaces", names, "sources", len(srcs))
+		err = s.RunLive(ctx, srcs, interval, func(r Report) { out.Print(r) })
+		return err
+	}
+
+	src, name, err := openFile(file)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if err := s.RunFile(src); err != nil {
+		return fmt.Errorf("reading %s: %w", name, err)
+	}
+	out.Print(s.Report())
+	return nil
+}
+
+// openFile opens the named capture, or the built-in plant capture.
+func openFile(name string) (capture.Source, string, error) {
+	if name != "" {
+		src, err := capture.OpenFile(name)
+		return src, name, err
+	}
+	src, err := openDemo()
+	return src, "the built-in plant capture", err
+}
+
+// openDemo opens the plant capture built into the binary. The reader wants a
+// file, so the bytes go to a temporary one that is unlinked once open.
+func openDemo() (capture.Source, error) {
+	f, err := os.CreateTemp("", "plant-*.pcap")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if _, err := f.Write(demo.Plant); err != nil {
+		return nil, fmt.Errorf("writing the built-in capture to %s: %w", f.Name(), err)
+	}
+	return capture.OpenFile(f.Name())
+}
+
+func openRaw(names []string) ([]capture.Source, error) {
+	var srcs []capture.Source
+	for _, n := range names {
+		s, err := capture.OpenRaw(n)
+		if err != nil {
+			for _, o := range srcs {
+				o.Close()
+			}
+			return nil, err
+		}
+		srcs = append(srcs, s)
+	}
+	return srcs, nil
+}

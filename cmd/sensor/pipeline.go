@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/passivesensor/sensor/asset"
+	"github.com/passivesensor/sensor/capture"
+	"github.com/passivesensor/sensor/dissect"
+	"github.com/passivesensor/sensor/flow"
+	"github.com/passivesensor/sensor/it"
+)
+
+// Sensor wires capture, decode, flows, dissectors and the inventory. One
+// worker runs per capture source; the inventory and the traffic summary are
+// shared and only touched on observations and flow events, never per packet.
+type Sensor struct {
+	Inv     *asset.Inventory
+	Traffic *asset.Traffic
+
+	mu      sync.Mutex
+	stats   capture.Stats
+	workers []*worker
+}
+
+// New returns a sensor classifying addresses by classes.
+func New(classes asset.Classes) *Sensor {
+	inv := asset.NewInventory(classes)
+	return &Sensor{Inv: inv, Traffic: asset.NewTraffic(inv)}
+}
+
+// worker is one capture pipeline: a source, its decoder, duplicate filter,
+// flow table and dissector instances. Only its own goroutine touches it.
+type worker struct {
+	s       *Sensor
+	src     capture.Source
+	dec     capture.Decoder
+	dedup   *capture.Dedup
+	flows   *flow.Table
+	reg     *dissect.Registry
+	pkt     capture.Packet
+	dp      dissect.Packet
+	expired time.Time // packet time of the last expiry sweep
+}
+
+func (s *Sensor) newWorker(src capture.Source) *worker {
+	w := &worker{s: s, src: src, dedup: capture.NewDedup(capture.DefaultDedupWindow)}
+	w.flows = flow.NewTable(flow.Config{OnEvict: s.flowDone})
+	w.reg = dissect.NewRegistry(it.All()...)
+	w.dp.Packet = &w.pkt
+	return w
+}
+
+// flowDone takes a flow's last counters when it leaves a table.
+func (s *Sensor) flowDone(f *flow.Flow) {
+	s.Inv.AddFlow(f)
+	s.Traffic.AddFlow(f)
+}
+
+// handle runs one frame through the pipeline.
+func (w *worker) handle(fr capture.Frame) {
+	if w.dedup.Duplicate(fr) {
+		return
+	}
+	if err := w.dec.Decode(fr, &w.pkt); err != nil {
+		return
+	}
+	var f *flow.Flow
+	var dir flow.Dir
+	if w.pkt.HasIP() && (w.pkt.IPProto == capture.ProtoTCP || w.pkt.IPProto == capture.ProtoUDP) {
+		f, dir = w.flows.Lookup(&w.pkt)
+		if f != nil {
+			// A new flow binds addresses to MACs; the server's first answer
+			// shows an open port. Both are rare, so the inventory's lock is
+			// not taken per packet.
+			if f.Packets[flow.FromClient]+f.Packets[flow.FromServer] == 1 ||
+				(dir == flow.FromServer && f.Packets[flow.FromServer] == 1) {
+				w.s.Inv.AddFlow(f)
+			}
+		}
+	}
+	w.dp.Flow, w.dp.Dir = f, dir
+	w.reg.Dispatch(&w.dp, w.s.Inv)
+	if fr.Time.Sub(w.expired) >= time.Second {
+		w.flows.Expire(fr.Time)
+		w.expired = fr.Time
+	}
+}
+
+// finish hands every flow still in the table to the inventory and the
+// traffic summary.
+func (w *worker) finish() {
+	w.flows.Range(func(f *flow.Flow) bool {
+		w.s.flowDone(f)
+		return true
+	})
+}
+
+func (w *worker) stats() capture.Stats {
+	st := w.src.Stats()
+	st.Add(w.dec.Stats())
+	st.Add(w.dedup.Stats())
+	return st
+}
+
+// RunFile reads src to its end.
+func (s *Sensor) RunFile(src capture.Source) error {
+	w := s.newWorker(src)
+	s.workers = append(s.workers, w)
+	for {
+		fr, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			w.finish()
+			return err
+		}
+		w.handle(fr)
+	}
+	w.finish()
+	return nil
+}
+
+// RunLive runs one worker per source until ctx ends, calling report every
+// interval and once at the end.
+func (s *Sensor) RunLive(ctx context.Context, srcs []capture.Source, interval time.Duration, report func(Report)) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, len(srcs))
+	flush := make([]chan chan struct{}, len(srcs))
+	for i, src := range srcs {
+		w := s.newWorker(src)
+		s.workers = append(s.workers, w)
+		flush[i] = make(chan chan struct{}, 1)
+		wg.Add(1)
+		go func(w *worker, flush chan chan struct{}) {
+			defer wg.Done()
+			for {
+				select {
+				case done := <-flush:
+					w.finish()
+					close(done)
+				default:
+				}
+				fr, err := w.src.Next()
+				if errors.Is(err, io.EOF) {
+					w.finish()
+					return
+				}
+				if err != nil {
+					errs <- err
+					w.finish()
+					return
+				}
+				w.handle(fr)
+			}
+		}(w, flush[i])
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			for _, src := range srcs {
+				src.Close()
+			}
+			wg.Wait()
+			report(s.Report())
+			return nil
+		case err := <-errs:
+			for _, src := range srcs {
+				src.Close()
+			}
+			wg.Wait()
+			report(s.Report())
+			return err
+		case <-t.C:
+			// Each worker hands its flows' counters over from its own
+			// goroutine; the table is not shared.
+			var dones []chan struct{}
+			for _, f := range flush {
+				d := make(chan struct{})
+				f <- d
+				dones = append(dones, d)
+			}
+			for _, d := range dones {
+				select {
+				case <-d:
+				case <-ctx.Done():
+				}
+			}
+			report(s.Report())
+		}
+	}
+}
+
+// Report is what the sensor prints: the inventory, the traffic of the
+// interval and the capture counters.
+type Report struct {
+	Assets  []asset.Asset
+	Traffic []asset.TrafficRecord
+	Stats   capture.Stats
+}
+
+// Report takes a snapshot of the inventory and flushes the traffic summary.
+func (s *Sensor) Report() Report {
+	var st capture.Stats
+	for _, w := range s.workers {
+		st.Add(w.stats())
+	}
+	return Report{Assets: s.Inv.Assets(), Traffic: s.Traffic.Flush(), Stats: st}
+}
