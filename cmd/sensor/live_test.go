@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// liveLab is two network namespaces joined by a veth pair: tcpreplay sends
+// into one end, the sensor listens on the other.
+type liveLab struct {
+	sniffNS, sendNS, sniffIf, sendIf string
+}
+
+func sh(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func newLiveLab(t *testing.T, tag string) *liveLab {
+	if os.Geteuid() != 0 {
+		t.Skip("live test needs root (network namespaces, AF_PACKET sockets)")
+	}
+	for _, tool := range []string{"ip", "tcpreplay"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("live test needs %s (make deps installs iproute2 and tcpreplay)", tool)
+		}
+	}
+	id := fmt.Sprintf("%d%s", os.Getpid()%100000, tag)
+	l := &liveLab{sniffNS: "sensor-s" + id, sendNS: "sensor-r" + id, sniffIf: "sn" + id, sendIf: "tx" + id}
+	for _, ns := range []string{l.sniffNS, l.sendNS} {
+		sh(t, "ip", "netns", "add", ns)
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	}
+	sh(t, "ip", "link", "add", l.sniffIf, "netns", l.sniffNS, "type", "veth", "peer", "name", l.sendIf, "netns", l.sendNS)
+	for _, e := range [][2]string{{l.sniffNS, l.sniffIf}, {l.sendNS, l.sendIf}} {
+		// With IPv6 off and no address the kernel itself sends nothing on
+		// the link, so any transmitted frame would be the sensor's.
+		sh(t, "ip", "netns", "exec", e[0], "sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/"+e[1]+"/disable_ipv6")
+		sh(t, "ip", "-n", e[0], "link", "set", e[1], "mtu", "9000", "up")
+	}
+	return l
+}
+
+func (l *liveLab) txPackets(t *testing.T) uint64 {
+	out := sh(t, "ip", "netns", "exec", l.sniffNS, "cat", "/sys/class/net/"+l.sniffIf+"/statistics/tx_packets")
+	v, err := strconv.ParseUint(strings.TrimSpace(out), 10, 64)
+	if err != nil {
+		t.Fatalf("tx_packets %q: %v", out, err)
+	}
+	return v
+}
+
+func buildSensor(t *testing.T) string {
+	bin := filepath.Join(t.TempDir(), "sensor")
+	sh(t, "go", "build", "-o", bin, ".")
+	return bin
+}
+
+// The sensor on a live interface reports the same devices as the offline
+// run on the capture replayed into it, and never transmits on that
+// interface.
+func TestLiveSameAsOffline(t *testing.T) {
+	file := corpus(t, "ICS-Pcaps__COTP__cotp.pcap")
+	offline := runFile(t, file)
+	want := pairs(offline)
+	bin := buildSensor(t)
+	for _, mode := range []struct {
+		name string
+		args []string
+	}{
+		{"afpacket-2-workers", []string{"-workers", "2"}},
+		{"raw-socket", []string{"-raw"}},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			l := newLiveLab(t, mode.name[:2])
+			txBefore := l.txPackets(t)
+			args := append([]string{"netns", "exec", l.sniffNS, bin, "-i", l.sniffIf, "-json", "-interval", "1h"}, mode.args...)
+			cmd := exec.Command("ip", args...)
+			stdout, _ := cmd.StdoutPipe()
+			stderr, _ := cmd.StderrPipe()
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Process.Kill()
+			ready := make(chan bool, 1)
+			go func() {
+				sc := bufio.NewScanner(stderr)
+				for sc.Scan() {
+					if strings.Contains(sc.Text(), "sensing") {
+						ready <- true
+					}
+				}
+				close(ready)
+			}()
+			select {
+			case ok := <-ready:
+				if !ok {
+					t.Fatal("sensor exited before it started sensing")
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("sensor did not start sensing within 20 s")
+			}
+			sh(t, "ip", "netns", "exec", l.sendNS, "tcpreplay", "-q", "-i", l.sendIf, "--mbps", "50", file)
+			time.Sleep(500 * time.Millisecond)
+			cmd.Process.Signal(syscall.SIGTERM)
+			gotPairs := map[string]bool{}
+			var frames uint64
+			sc := bufio.NewScanner(stdout)
+			sc.Buffer(make([]byte, 1<<20), 1<<20)
+			for sc.Scan() {
+				var line struct {
+					Kind   string   `json:"kind"`
+					Class  string   `json:"asset_class"`
+					IP     string   `json:"ip"`
+					IPs    []string `json:"ips"`
+					MAC    string   `json:"mac"`
+					Frames uint64   `json:"Frames"`
+				}
+				if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+					t.Fatalf("bad JSON line %q: %v", sc.Text(), err)
+				}
+				switch line.Kind {
+				case "asset":
+					if line.MAC == "" || line.Class != "inventoried" {
+						continue
+					}
+					ips := line.IPs
+					if len(ips) == 0 && line.IP != "" {
+						ips = []string{line.IP}
+					}
+					for _, ip := range ips {
+						gotPairs[ip+" "+line.MAC] = true
+					}
+				case "stats":
+					frames = line.Frames
+				}
+			}
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("sensor: %v", err)
+			}
+			if frames != offline.Stats.Frames {
+				t.Errorf("captured %d frames live, the file holds %d", frames, offline.Stats.Frames)
+			}
+			if d := diff(want, gotPairs); d != "" {
+				t.Errorf("live (IP, MAC) pairs differ from the offline run (%d frames captured):\n%s", frames, d)
+			}
+			if after := l.txPackets(t); after != txBefore {
+				t.Errorf("sniffing interface transmitted %d packets during the capture", after-txBefore)
+			}
+		})
+	}
+}
