@@ -11,5 +11,6 @@ func All() []dissect.Dissector {
 	return []dissect.Dissector{
 		NewARP(),
 		NewDHCP(),
+		NewLLDP(),
 	}
 }
