@@ -12,5 +12,6 @@ func All() []dissect.Dissector {
 		NewARP(),
 		NewDHCP(),
 		NewLLDP(),
+		NewCDP(),
 	}
 }
