@@ -543,6 +543,15 @@ func (inv *Inventory) Observe(o dissect.Observation) {
 	ip := o.IP.Unmap()
 	switch o.Attr {
 	case dissect.AttrProtocol:
+		if !ip.IsValid() && !mac.IsZero() {
+			// A link-layer protocol, spoken by the MAC itself.
+			if r := inv.macRec(mac); r != nil {
+				r.observed = true
+				r.addProtocol(o.Value)
+				r.seen(o.Time)
+			}
+			return
+		}
 		inv.touchProtocol(ip, o.Value, o.Time)
 		inv.touchProtocol(o.Peer.Unmap(), o.Value, o.Time)
 		return

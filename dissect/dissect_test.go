@@ -94,11 +94,16 @@ func TestRegistryEtherTypeAndHandshake(t *testing.T) {
 	syn := &fake{name: "p0f", magic: "zz", wants: Wants{TCPHandshake: true}}
 	r := NewRegistry(arp, syn)
 	var o obs
-	r.Dispatch(&Packet{Packet: &capture.Packet{EtherType: 0x0806}}, &o)
-	r.Dispatch(&Packet{Packet: &capture.Packet{EtherType: 0x88cc}}, &o)
+	src := capture.MAC{0, 1, 2, 3, 4, 5}
+	r.Dispatch(&Packet{Packet: &capture.Packet{HasEth: true, SrcMAC: src, EtherType: 0x0806}}, &o)
+	r.Dispatch(&Packet{Packet: &capture.Packet{HasEth: true, EtherType: 0x88cc}}, &o)
 	if arp.handled != 1 || arp.probed != 1 {
 		t.Fatalf("arp probed %d handled %d, want 1 and 1", arp.probed, arp.handled)
 	}
+	if len(o) != 1 || o[0].Attr != AttrProtocol || o[0].MAC != src || o[0].Value != "arp" {
+		t.Fatalf("link-layer protocol observation %+v, want arp from %s", o, src)
+	}
+	o = nil
 	f := newFlow(80)
 	p := tcpPacket(f, "")
 	p.TCPFlags = capture.TCPSyn

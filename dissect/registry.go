@@ -5,8 +5,9 @@ import (
 	"github.com/passivesensor/sensor/flow"
 )
 
-// AttrProtocol is emitted by the registry when a dissector claims a flow:
-// IP is the server, Peer the client, Value the protocol name.
+// AttrProtocol is emitted by the registry when a dissector claims a flow
+// (IP is the server, Peer the client, Value the protocol name) and for each
+// link-layer frame a dissector reads (MAC is the frame's source).
 const AttrProtocol = "protocol"
 
 // DefaultMaxTries is how many payload packets of an unclaimed flow are
@@ -91,6 +92,11 @@ func (r *Registry) Dispatch(p *Packet, out Sink) {
 			d := r.ds[id-1]
 			if d.Probe(p) {
 				d.Handle(p, out)
+				if !p.HasIP() && p.HasEth {
+					// A link-layer protocol is never routed: the frame's
+					// source is the device speaking it.
+					out.Observe(Observation{Time: p.Time, MAC: p.SrcMAC, Attr: AttrProtocol, Value: d.Name(), Protocol: d.Name()})
+				}
 			}
 		}
 		return

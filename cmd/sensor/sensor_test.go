@@ -100,7 +100,8 @@ func pairs(r Report) map[string]bool {
 // device's own address, from what tshark says the frames carry: the source
 // MAC and source address of TCP/UDP frames from inventoried addresses
 // (private IPv4, IPv6 link-local and ULA), the sender of ARP messages and
-// the address a DHCP server acknowledged for a client's hardware address;
+// the address a DHCP server acknowledged for a client's hardware address,
+// the management address LLDP states for its chassis;
 // except that a MAC seen with more than asset.RouterIPs addresses of a
 // family, or with a source address outside those ranges, is a router's and
 // binds only what ARP and DHCP state.
@@ -147,6 +148,17 @@ func oraclePairs(t testing.TB, file string) map[string]bool {
 	for _, r := range tshark(t, file, "dhcp.option.dhcp == 5 && dhcp.ip.your != 0.0.0.0", "dhcp.hw.mac_addr", "dhcp.ip.your") {
 		if len(r) == 2 && inv(r[1]) {
 			stated[r[1]+" "+r[0]] = true
+		}
+	}
+	// LLDP states a management address for the chassis; the chassis is
+	// the frame's sender when its id is not a MAC.
+	for _, r := range tshark(t, file, "lldp.mgn.addr.ip4", "lldp.chassis.id.mac", "eth.src", "lldp.mgn.addr.ip4") {
+		if len(r) == 3 && inv(r[2]) {
+			m := r[0]
+			if m == "" {
+				m = r[1]
+			}
+			stated[r[2]+" "+m] = true
 		}
 	}
 	out := map[string]bool{}
