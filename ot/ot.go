@@ -1,0 +1,15 @@
+// Package ot holds the dissectors of OT (industrial) protocols: the ones
+// that tell which devices are PLCs, RTUs and HMIs and what they say about
+// themselves (Modbus/TCP, ...), one file per protocol.
+package ot
+
+import "github.com/passivesensor/sensor/dissect"
+
+// All returns fresh instances of the package's dissectors, in order of
+// precedence. Each pipeline worker calls All once, so that stateful
+// dissectors (Modbus's unit table) are not shared between goroutines.
+func All() []dissect.Dissector {
+	return []dissect.Dissector{
+		NewModbus(),
+	}
+}
