@@ -13,5 +13,8 @@ func All() []dissect.Dissector {
 		NewDHCP(),
 		NewLLDP(),
 		NewCDP(),
+		NewDNS(),
+		NewMDNS(),
+		NewLLMNR(),
 	}
 }
