@@ -46,7 +46,11 @@ var (
 
 func init() {
 	var err error
-	if encMode, err = cbor.CoreDetEncOptions().EncMode(); err != nil {
+	eopts := cbor.CoreDetEncOptions()
+	// A nil slice or map is sent as an empty one, never as null: the
+	// schema has no nulls.
+	eopts.NilContainers = cbor.NilContainerAsEmpty
+	if encMode, err = eopts.EncMode(); err != nil {
 		panic("uplink: CBOR encoder options: " + err.Error())
 	}
 	dopts := cbor.DecOptions{

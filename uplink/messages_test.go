@@ -73,6 +73,8 @@ func sampleTraffic(n int, rng *rand.Rand) []asset.TrafficRecord {
 		case 8:
 			t.Dst = netip.Addr{}
 			t.DstAsset = "group:vendor-cloud"
+		case 9:
+			t.SrcAsset = "mac:00:1b:1b:00:00:09" // a router's MAC
 		}
 		out[i] = t
 	}
@@ -95,7 +97,7 @@ func fullBatch(t testing.TB, assets []asset.Asset, traffic []asset.TrafficRecord
 	b.Messages = []Message{
 		{Registration: &Registration{Code: "ABCD-1234", HardwareID: "rpi4-10000000deadbeef", Version: "1.4.2", Board: "rpi4-lcd"}},
 		{Heartbeat: &Heartbeat{State: StateSensing, Version: "1.4.2", Uptime: 86400 * 3, CPU: 37, RAM: 61,
-			Interfaces: []InterfaceStat{{Name: "eth1", Link: true, RateMbps: 1000, Utilisation: 12, Packets: 1234567, Drops: 3}},
+			Interfaces:     []InterfaceStat{{Name: "eth1", Link: true, RateMbps: 1000, Utilisation: 12, Packets: 1234567, Drops: 3}},
 			ActiveAssets1h: 143, NewAssets24h: 4}},
 		{AssetReport: ar},
 		{TrafficReport: tr},
@@ -202,8 +204,8 @@ func TestDecodeRejectsUntrusted(t *testing.T) {
 		"cpu 101%": mustMarshal(t, &Batch{ID: make([]byte, 16), Messages: []Message{
 			{Heartbeat: &Heartbeat{CPU: 101}}}}),
 		"zstd garbage": append([]byte{0x28, 0xb5, 0x2f, 0xfd}, bytes.Repeat([]byte{0xee}, 40)...),
-		// 64 MiB of zeros compressed: over MaxBatchSize once decompressed.
-		"zstd bomb": zenc.EncodeAll(make([]byte, 64<<20), nil),
+		// Zeros compressed: over MaxBatchSize once decompressed.
+		"zstd bomb": zenc.EncodeAll(make([]byte, MaxBatchSize+1024), nil),
 	}
 	for name, in := range cases {
 		if _, err := DecodeBatch(in); err == nil {
