@@ -329,7 +329,10 @@ func fitsSegment(b []byte, n int, response bool) bool {
 // 502 a valid MBAP header with a plausible unit id and function code, and
 // a segment made of whole ADUs (or the start of one), is enough. On other
 // ports the client's request is remembered in the flow's state and the
-// flow is claimed only when the server's answer matches it.
+// flow is claimed only when the server's answer matches it. That request
+// is kept in p.Flow.State (a *modbusPending, only when State is nil or
+// already one): a dissector claiming the flow later must overwrite a State
+// of a type it does not know.
 func (m *Modbus) Probe(p *dissect.Packet) bool {
 	if p.Flow == nil || p.Flow.Proto != capture.ProtoTCP {
 		return false

@@ -583,3 +583,41 @@ func FuzzModbus(f *testing.F) {
 		}
 	})
 }
+
+// TestAll: All gives fresh instances, and a registry of them claims the
+// Modbus flows of a corpus capture.
+func TestAll(t *testing.T) {
+	a, b := All(), All()
+	if len(a) == 0 || a[0].Name() != "modbus" {
+		t.Fatalf("All() = %v, want modbus first", a)
+	}
+	if a[0] == b[0] {
+		t.Error("two calls of All share the Modbus instance")
+	}
+	out := runFile(t, corpusFile(t, "ICS-Pcaps__LocalPCAP__modbusAnalog.pcap"), All()...)
+	claimed := 0
+	for _, o := range out {
+		if o.Attr == dissect.AttrProtocol && o.Value == "modbus" {
+			claimed++
+		}
+	}
+	if claimed == 0 {
+		t.Errorf("no flow claimed by modbus: %v", out)
+	}
+}
+
+// BenchmarkModbusHandle measures a claimed flow's request and response.
+func BenchmarkModbusHandle(b *testing.B) {
+	m := NewModbus()
+	f := tcpFlow(cliAP, srvAP)
+	sink := dissect.SinkFunc(func(dissect.Observation) {})
+	req, resp := adu(1, 1, 3, 0, 0, 0, 10), adu(1, 1, 3, 4, 0, 1, 0, 2)
+	pc, ps := pkt(f, flow.FromClient, 0, req), pkt(f, flow.FromServer, 0, resp)
+	b.ReportAllocs()
+	for b.Loop() {
+		m.Handle(pc, sink)
+		pc.TCPSeq += uint32(len(req))
+		m.Handle(ps, sink)
+		ps.TCPSeq += uint32(len(resp))
+	}
+}
