@@ -180,9 +180,11 @@ type AssetReport struct {
 	Assets []AssetRecord `cbor:"2,keyasint"`
 }
 
-// AssetRecord is asset.Asset on the wire.
+// AssetRecord is asset.Asset on the wire. The id is left out when it is
+// the one implied by the addresses: "mac:" and the MAC when there is one,
+// else "ip:" and the first address.
 type AssetRecord struct {
-	ID        string            `cbor:"1,keyasint"`
+	ID        string            `cbor:"1,keyasint,omitempty"`
 	Kind      uint8             `cbor:"2,keyasint"`
 	MAC       []byte            `cbor:"3,keyasint,omitempty"` // 6 bytes
 	IPs       [][]byte          `cbor:"4,keyasint,omitempty"` // 4 or 16 bytes each, current first
@@ -325,7 +327,20 @@ func NewAssetRecord(a *asset.Asset, base int64) AssetRecord {
 	if len(a.Attrs) > 0 {
 		r.Attrs = a.Attrs
 	}
+	if r.ID != "" && r.ID == assetImpliedID(a.MAC, a.IPs) {
+		r.ID = ""
+	}
 	return r
+}
+
+func assetImpliedID(mac capture.MAC, ips []netip.Addr) string {
+	if !mac.IsZero() {
+		return "mac:" + mac.String()
+	}
+	if len(ips) > 0 {
+		return impliedID(ips[0])
+	}
+	return ""
 }
 
 // Asset converts the record back, given the batch's base time.
@@ -354,6 +369,11 @@ func (r *AssetRecord) Asset(base int64) (asset.Asset, error) {
 	}
 	for _, p := range r.Ports {
 		a.OpenPorts = append(a.OpenPorts, asset.Port{Proto: p.Proto, Port: p.Port})
+	}
+	if a.ID == "" {
+		if a.ID = assetImpliedID(a.MAC, a.IPs); a.ID == "" {
+			return a, fmt.Errorf("uplink: asset record with neither id nor address")
+		}
 	}
 	return a, nil
 }

@@ -199,6 +199,8 @@ func TestDecodeRejectsUntrusted(t *testing.T) {
 			{Heartbeat: &Heartbeat{}, Event: &Event{}}}}),
 		"bad mac": mustMarshal(t, &Batch{ID: make([]byte, 16), Messages: []Message{
 			{AssetReport: &AssetReport{Assets: []AssetRecord{{ID: "x", MAC: []byte{1, 2, 3}}}}}}}),
+		"asset without id or address": mustMarshal(t, &Batch{ID: make([]byte, 16), Messages: []Message{
+			{AssetReport: &AssetReport{Assets: []AssetRecord{{Hostname: "plc1"}}}}}}),
 		"bad address": mustMarshal(t, &Batch{ID: make([]byte, 16), Messages: []Message{
 			{TrafficReport: &TrafficReport{Records: []TrafficRecord{{Src: []byte{1, 2, 3, 4, 5}}}}}}}),
 		"cpu 101%": mustMarshal(t, &Batch{ID: make([]byte, 16), Messages: []Message{

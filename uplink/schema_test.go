@@ -344,6 +344,7 @@ func TestSchemaMatchesEncoding(t *testing.T) {
 	assets := sampleAssets(30, rng)
 	assets[0].Router = true
 	assets[1].OS = "VxWorks 6.9"
+	assets = append(assets, asset.Asset{ID: "group:historian-cloud", Kind: asset.MonitoredExternal})
 	b := fullBatch(t, assets, sampleTraffic(30, rng))
 	// A second batch with the message kinds' other forms.
 	enc, err := EncodeBatch(b)
