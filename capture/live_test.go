@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -24,7 +25,16 @@ import (
 const (
 	liveFileA = "ICS-Pcaps__LocalPCAP__ModbusFloat.pcap" // 98 frames, Modbus/TCP
 	liveFileB = "ICS-Pcaps__DNP3__DNP3ValueAnalog.pcap"  // 138 frames, DNP3
+	// 2590 frames, 500 kB: many flows, and more than a small ring holds.
+	liveFileMany = "ICS-Pcaps__COTP__cotp.pcap"
 )
+
+// liveRing is the ring the tests use: 2 MiB in 32 blocks. The kernel hands a
+// block over when it is full or its timeout passed, and stops filling the ring
+// (dropping frames) when the next block is still held by the reader: with few
+// blocks a reader stalled a few block timeouts (a loaded test machine) loses
+// frames. 32 blocks of 20 ms give 640 ms of slack.
+var liveRing = WithRing(1<<16, 32)
 
 // liveCorpus returns the path of a corpus file, found by walking up from the
 // package directory to shared/corpus; it skips t when there is none.
@@ -165,6 +175,11 @@ func (r *liveRecorder) stop(t *testing.T, n int, timeout time.Duration) {
 	for r.total.Load() < int64(n) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
+	if r.total.Load() < int64(n) {
+		for k, s := range r.srcs {
+			t.Logf("source %d: %d frames; ring %s", k, liveCount(r.bySrc[k]), liveRingState(s))
+		}
+	}
 	// Let a few more arrive if the kernel has more than expected.
 	time.Sleep(100 * time.Millisecond)
 	start := time.Now()
@@ -221,14 +236,20 @@ const iffPromisc = 0x100
 // with two fanout workers: every frame must arrive once, each flow at one
 // worker, and the sniffing interface must send nothing.
 func TestLiveAFPacketReplay(t *testing.T) {
+	for _, name := range []string{liveFileA, liveFileMany} {
+		t.Run(name, func(t *testing.T) { testLiveAFPacketReplay(t, name) })
+	}
+}
+
+func testLiveAFPacketReplay(t *testing.T, name string) {
 	lab := newNetnsLab(t)
-	file := liveCorpus(t, liveFileA)
+	file := liveCorpus(t, name)
 	want := liveFileFrames(t, file)
 	sniffIf, sendIf := lab.addVeth(t)
 
 	var srcs []Source
 	err := lab.Do(lab.Sniff, func() (err error) {
-		srcs, err = OpenAFPacket([]string{sniffIf}, 2, WithRing(1<<20, 4))
+		srcs, err = OpenAFPacket([]string{sniffIf}, 2, liveRing)
 		return err
 	})
 	if err != nil {
@@ -268,12 +289,12 @@ func TestLiveAFPacketReplay(t *testing.T) {
 		st.Add(ss)
 	}
 	if d := liveDiff(all, want); d != "" {
-		t.Errorf("AF_PACKET capture of %s: %s", liveFileA, d)
+		t.Errorf("AF_PACKET capture of %s: %s", name, d)
 	}
 	if st.KernelDrops != 0 {
 		t.Errorf("kernel dropped %d frames", st.KernelDrops)
 	}
-	t.Logf("%d frames of %s captured in %v; tx_packets on %s: %d before, %d after", liveCount(all), liveFileA, elapsed.Round(time.Millisecond), sniffIf, tx0, tx1)
+	t.Logf("%d frames of %s captured in %v; tx_packets on %s: %d before, %d after", liveCount(all), name, elapsed.Round(time.Millisecond), sniffIf, tx0, tx1)
 
 	// Fanout hashes flows the same in both directions: a flow seen by two
 	// workers was split.
@@ -354,7 +375,7 @@ func TestLiveAFPacketTwoInterfaces(t *testing.T) {
 	}
 	var srcs []Source
 	err := lab.Do(lab.Sniff, func() (err error) {
-		srcs, err = OpenAFPacket(sniffIfs, 2, WithRing(1<<20, 2))
+		srcs, err = OpenAFPacket(sniffIfs, 2, liveRing)
 		return err
 	})
 	if err != nil {
@@ -385,6 +406,18 @@ func TestLiveAFPacketTwoInterfaces(t *testing.T) {
 		}
 		if d := liveDiff(rec.byIface[i], wants[i]); d != "" {
 			t.Errorf("interface %d (%s, fed %s): %s", i, ifc, filepath.Base(files[i]), d)
+			shown := 0
+			for k, w := range wants[i] {
+				if rec.byIface[i][k] < w && shown < 5 {
+					shown++
+					t.Logf("missing %d-byte frame %x flow %s", len(k), []byte(k)[:34], liveFlowKey([]byte(k)))
+				}
+			}
+			t.Log(runCmd(t, "ip", "-n", lab.Sniff, "-s", "link", "show", ifc))
+			t.Log(runCmd(t, "ip", "-n", lab.Send, "-s", "link", "show", sendIfs[i]))
+			for k, s := range srcs {
+				t.Logf("source %d stats %+v", k, s.Stats())
+			}
 		} else {
 			t.Logf("interface %d (%s): all %d frames of %s", i, ifc, liveCount(wants[i]), filepath.Base(files[i]))
 		}
@@ -451,7 +484,7 @@ func TestLiveVLANTags(t *testing.T) {
 	sniffIf, sendIf := lab.addVeth(t)
 	var srcs []Source
 	err := lab.Do(lab.Sniff, func() error {
-		af, err := OpenAFPacket([]string{sniffIf}, 1, WithRing(1<<20, 2))
+		af, err := OpenAFPacket([]string{sniffIf}, 1, liveRing)
 		if err != nil {
 			return err
 		}
@@ -537,13 +570,17 @@ func TestLiveCloseStopsNext(t *testing.T) {
 
 // TestLiveNextAllocs checks that Next allocates nothing per frame once frames
 // are queued in the kernel.
+const allocsBlockTimeout = 100 * time.Millisecond
+
 func TestLiveNextAllocs(t *testing.T) {
 	lab := newNetnsLab(t)
 	file := liveCorpus(t, liveFileA)
 	sniffIf, sendIf := lab.addVeth(t)
 	var srcs []Source
 	err := lab.Do(lab.Sniff, func() error {
-		af, err := OpenAFPacket([]string{sniffIf}, 1, WithRing(1<<20, 2))
+		// Nothing reads while the frames come: blocks of 100 ms keep the
+		// ring from filling (and freezing) however the replays are spaced.
+		af, err := OpenAFPacket([]string{sniffIf}, 1, liveRing, WithBlockTimeout(allocsBlockTimeout))
 		if err != nil {
 			return err
 		}
@@ -558,15 +595,19 @@ func TestLiveNextAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
+	closeAll := func() {
 		for _, s := range srcs {
 			s.Close()
 		}
-	}()
+	}
+	defer closeAll()
+	// Next blocks when fewer frames came than it is asked for: fail, not hang.
+	watchdog := time.AfterFunc(20*time.Second, closeAll)
+	defer watchdog.Stop()
 	// 40 tagged frames, then 98 untagged: the 91 reads below see all kinds.
 	lab.replay(t, sendIf, liveVLANFile(t))
 	lab.replay(t, sendIf, file)
-	time.Sleep(3 * DefaultAFPacketBlockTimeout) // let the kernel retire the block
+	time.Sleep(3 * allocsBlockTimeout) // let the kernel hand over the last block
 	for k, name := range []string{"AF_PACKET", "raw socket"} {
 		var nerr error
 		allocs := testing.AllocsPerRun(90, func() {
@@ -581,4 +622,89 @@ func TestLiveNextAllocs(t *testing.T) {
 			t.Errorf("%s: Next allocates %.1f times per frame, want 0", name, allocs)
 		}
 	}
+}
+
+// waitQuiet waits until no frame has arrived for quiet, or max passed.
+func (r *liveRecorder) waitQuiet(quiet, max time.Duration) {
+	end := time.Now().Add(max)
+	last, since := r.total.Load(), time.Now()
+	for time.Now().Before(end) && time.Since(since) < quiet {
+		time.Sleep(10 * time.Millisecond)
+		if n := r.total.Load(); n != last {
+			last, since = n, time.Now()
+		}
+	}
+}
+
+// TestLiveKernelDrops overflows a small ring and a raw socket's queue: every
+// frame sent is either handed out or counted in Stats.KernelDrops.
+func TestLiveKernelDrops(t *testing.T) {
+	lab := newNetnsLab(t)
+	file := liveCorpus(t, liveFileMany)
+	want := liveFileFrames(t, file)
+	sniffIf, sendIf := lab.addVeth(t)
+	block := 1 << 16
+	if ps := os.Getpagesize(); ps > block {
+		block = ps
+	}
+	var srcs []Source
+	err := lab.Do(lab.Sniff, func() error {
+		af, err := OpenAFPacket([]string{sniffIf}, 1, WithRing(block, 2))
+		if err != nil {
+			return err
+		}
+		raw, err := OpenRaw(sniffIf)
+		if err != nil {
+			af[0].Close()
+			return err
+		}
+		srcs = []Source{af[0], raw}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nobody reads while the file is sent.
+	lab.replay(t, sendIf, file)
+	time.Sleep(3 * DefaultAFPacketBlockTimeout)
+	rec := liveRecord(srcs)
+	rec.waitQuiet(300*time.Millisecond, 5*time.Second)
+	stats := make([]Stats, len(srcs))
+	for k, s := range srcs {
+		stats[k] = s.Stats()
+	}
+	rec.stop(t, 0, 0)
+	for k, name := range []string{fmt.Sprintf("AF_PACKET ring of 2x%d bytes", block), "raw socket"} {
+		got, st := rec.bySrc[k], stats[k]
+		t.Logf("%s: %d of %d frames handed out, %d kernel drops", name, liveCount(got), liveCount(want), st.KernelDrops)
+		if st.KernelDrops == 0 {
+			t.Errorf("%s: no kernel drops counted though nobody read while %d frames came", name, liveCount(want))
+		}
+		if uint64(liveCount(got))+st.KernelDrops != uint64(liveCount(want)) {
+			t.Errorf("%s: %d frames handed out + %d drops != %d frames sent", name, liveCount(got), st.KernelDrops, liveCount(want))
+		}
+		extra := 0
+		for d, c := range got {
+			if c > want[d] {
+				extra += c - want[d]
+			}
+		}
+		if extra != 0 {
+			t.Errorf("%s: %d frames handed out that were not sent", name, extra)
+		}
+	}
+}
+
+func liveRingState(src Source) string {
+	s, ok := src.(*afpacketSource)
+	if !ok || s.ring == nil {
+		return ""
+	}
+	var b strings.Builder
+	for i := 0; i < s.numBlocks; i++ {
+		base := i * s.blockSize
+		fmt.Fprintf(&b, "[blk %d status %#x pkts %d] ", i,
+			atomic.LoadUint32(s.blockStatus(i)), atomic.LoadUint32((*uint32)(unsafe.Pointer(&s.ring[base+tpNumPktsOff]))))
+	}
+	return b.String()
 }
