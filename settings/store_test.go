@@ -537,3 +537,37 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParse drives the decoder and migration (what Load does without the
+// file I/O, so the fuzzer runs fast): no panic, and whatever is accepted is
+// valid and survives a round trip.
+func FuzzParse(f *testing.F) {
+	good, _ := Marshal(validStatic())
+	f.Add(good)
+	f.Add([]byte(`{"version":1,"dhcp":false,"ip":"10.0.0.5","netmask":"255.255.255.0","dns":"1.1.1.1"}`))
+	f.Add([]byte(`{"version":2,"mode":"static","address":"2001:db8::5/64","gateway":"2001:db8::1"}`))
+	f.Add([]byte(`{"version":2,"mode":"dhcp","personalization_code":"ABCD-EFGH-JKMN-PQRS"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, st, err := Parse(data)
+		if err != nil {
+			if !s.Equal(Defaults()) || err.Error() == "" {
+				t.Fatalf("error %v with settings %v", err, s)
+			}
+			return
+		}
+		if err := s.Validate(); err != nil {
+			t.Fatalf("Parse accepted invalid settings %v: %v", s, err)
+		}
+		if st.Source != FromFile && st.Source != Migrated {
+			t.Fatalf("status %v", st)
+		}
+		b, err := Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s2, _, err := Parse(b)
+		if err != nil || !s2.Equal(s) {
+			t.Fatalf("round trip of %#v: %#v %v", s, s2, err)
+		}
+	})
+}
