@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
-	"slices"
 	"sync"
 	"time"
 
@@ -150,19 +149,31 @@ func readName(msg []byte, off int, dst []byte) ([]byte, int, error) {
 	}
 }
 
-// DNSRecord is one resource record read by DNSReader.Next. Name and Target
-// are valid until the next call of Next.
+// DNSRecord is one resource record read by DNSReader.Next. It holds its
+// decoded names itself (see Name and Target), so that reading allocates
+// nothing.
 type DNSRecord struct {
 	Section int // 1 answer, 2 authority, 3 additional
-	Name    []byte
 	Type    uint16
 	Class   uint16 // without mDNS's cache-flush bit
 	TTL     uint32
 	Data    []byte // the RDATA as it is in the message
-	Target  []byte // decoded name of CNAME, PTR and SRV records
 	Port    uint16 // SRV
 
+	nameLen, targetLen int
 	nameBuf, targetBuf [dnsMaxName + 1]byte
+}
+
+// Name returns the record's owner name, dotted, without the final dot.
+func (r *DNSRecord) Name() []byte { return r.nameBuf[:r.nameLen] }
+
+// Target returns the decoded name a CNAME, PTR or SRV record points to, or
+// nil.
+func (r *DNSRecord) Target() []byte {
+	if r.targetLen == 0 {
+		return nil
+	}
+	return r.targetBuf[:r.targetLen]
 }
 
 // Addr returns the address of an A or AAAA record.
@@ -242,22 +253,22 @@ func (rd *DNSReader) Next(r *DNSRecord) bool {
 	default:
 		r.Section = 3
 	}
-	r.Name = name
+	r.nameLen = len(name)
 	r.Type = binary.BigEndian.Uint16(b)
 	r.Class = binary.BigEndian.Uint16(b[2:]) & 0x7fff
 	r.TTL = binary.BigEndian.Uint32(b[4:])
 	r.Data = rd.msg[end+10 : end+10+rdlen]
-	r.Target, r.Port = nil, 0
+	r.targetLen, r.Port = 0, 0
 	switch r.Type {
 	case dnsTypeCNAME, dnsTypePTR:
 		if t, _, err := readName(rd.msg[:end+10+rdlen], end+10, r.targetBuf[:0]); err == nil {
-			r.Target = t
+			r.targetLen = len(t)
 		}
 	case dnsTypeSRV:
 		if rdlen >= 7 {
 			r.Port = binary.BigEndian.Uint16(r.Data[4:])
 			if t, _, err := readName(rd.msg[:end+10+rdlen], end+16, r.targetBuf[:0]); err == nil {
-				r.Target = t
+				r.targetLen = len(t)
 			}
 		}
 	}
@@ -360,10 +371,10 @@ func (d *DNS) handleDNS(p *dissect.Packet, rd *DNSReader, out dissect.Sink) {
 		if !ok || r.Class != 1 || a.IsUnspecified() {
 			continue
 		}
-		if !d.recent.fresh(factKey(a, AttrDNSA, r.Name), now, refresh) {
+		if !d.recent.fresh(factKey(a, AttrDNSA, r.Name()), now, refresh) {
 			continue
 		}
-		if name := cleanText(buf[:0], r.Name, maxText); len(name) > 0 {
+		if name := cleanText(buf[:0], r.Name(), maxText); len(name) > 0 {
 			out.Observe(d.obs(p, a, AttrDNSA, string(name)))
 		}
 	}
@@ -380,27 +391,13 @@ func (d *DNS) handleLocal(p *dissect.Packet, rd *DNSReader, out dissect.Sink) {
 	var (
 		r        DNSRecord
 		buf      [4 * maxText]byte
-		services [dnsMaxServices][]byte
-		svcBuf   [dnsMaxServices][64]byte
-		nsvc     int
+		services svcSet
+		svcList  [dnsMaxServices * (svcMaxLen + 1)]byte
 		txt      [maxText]byte
 		ntxt     int
 		model    []byte
 		modelKey = 99
 	)
-	addService := func(name []byte) {
-		svc := serviceType(name)
-		if svc == nil || len(svc) > len(svcBuf[0]) || nsvc >= dnsMaxServices {
-			return
-		}
-		for _, s := range services[:nsvc] {
-			if bytes.Equal(s, svc) {
-				return
-			}
-		}
-		services[nsvc] = append(svcBuf[nsvc][:0], svc...)
-		nsvc++
-	}
 	for rd.Next(&r) {
 		switch r.Type {
 		case dnsTypeA, dnsTypeAAAA:
@@ -408,7 +405,7 @@ func (d *DNS) handleLocal(p *dissect.Packet, rd *DNSReader, out dissect.Sink) {
 			if !ok || a != src {
 				continue
 			}
-			host := r.Name
+			host := r.Name()
 			if d.port == MDNSPort {
 				host = trimSuffixFold(host, dotLocal)
 			}
@@ -420,14 +417,14 @@ func (d *DNS) handleLocal(p *dissect.Packet, rd *DNSReader, out dissect.Sink) {
 			if d.port != MDNSPort {
 				continue
 			}
-			if bytes.EqualFold(r.Name, dnsSDServices) {
-				addService(r.Target)
+			if bytes.EqualFold(r.Name(), dnsSDServices) {
+				services.add(serviceType(r.Target()))
 			} else {
-				addService(r.Name)
+				services.add(serviceType(r.Name()))
 			}
 		case dnsTypeSRV:
 			if d.port == MDNSPort {
-				addService(r.Name)
+				services.add(serviceType(r.Name()))
 			}
 		case dnsTypeTXT:
 			if d.port != MDNSPort {
@@ -464,17 +461,8 @@ func (d *DNS) handleLocal(p *dissect.Packet, rd *DNSReader, out dissect.Sink) {
 			out.Observe(d.obs(p, src, AttrMDNSTXT, string(v)))
 		}
 	}
-	if nsvc > 0 {
-		list := services[:nsvc]
-		slices.SortFunc(list, bytes.Compare)
-		v := buf[:0]
-		for i, s := range list {
-			if i > 0 {
-				v = append(v, ',')
-			}
-			v = append(v, s...)
-		}
-		if v = cleanText(buf[len(v):len(v)], v, maxText); len(v) > 0 && d.recent.fresh(factKey(src, AttrMDNSServices, v), now, refresh) {
+	if services.count > 0 {
+		if v := cleanText(buf[:0], services.appendSorted(svcList[:0]), maxText); len(v) > 0 && d.recent.fresh(factKey(src, AttrMDNSServices, v), now, refresh) {
 			out.Observe(d.obs(p, src, AttrMDNSServices, string(v)))
 		}
 	}
@@ -571,4 +559,48 @@ func (f *recentFacts) fresh(k uint64, now, refresh int64) bool {
 	}
 	f.m[k] = now
 	return true
+}
+
+// svcMaxLen bounds a service type kept in a svcSet.
+const svcMaxLen = 63
+
+// svcSet is a bounded set of service types, held in place.
+type svcSet struct {
+	buf   [dnsMaxServices][svcMaxLen]byte
+	n     [dnsMaxServices]uint8
+	count int
+}
+
+// add adds svc unless it is nil, too long, already held, or the set is full.
+func (s *svcSet) add(svc []byte) {
+	if len(svc) == 0 || len(svc) > svcMaxLen || s.count >= dnsMaxServices {
+		return
+	}
+	for i := 0; i < s.count; i++ {
+		if bytes.Equal(s.buf[i][:s.n[i]], svc) {
+			return
+		}
+	}
+	s.n[s.count] = uint8(copy(s.buf[s.count][:], svc))
+	s.count++
+}
+
+// appendSorted appends the set's members to dst, sorted, comma-separated.
+func (s *svcSet) appendSorted(dst []byte) []byte {
+	var idx [dnsMaxServices]int
+	for i := range s.count {
+		idx[i] = i
+	}
+	for i := 1; i < s.count; i++ { // insertion sort of at most 16
+		for j := i; j > 0 && bytes.Compare(s.buf[idx[j]][:s.n[idx[j]]], s.buf[idx[j-1]][:s.n[idx[j-1]]]) < 0; j-- {
+			idx[j], idx[j-1] = idx[j-1], idx[j]
+		}
+	}
+	for k := 0; k < s.count; k++ {
+		if k > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, s.buf[idx[k]][:s.n[idx[k]]]...)
+	}
+	return dst
 }

@@ -23,7 +23,7 @@ func dnsAnswers(t *testing.T, msg []byte) []string {
 	}
 	for rd.Next(&r) {
 		if a, ok := r.Addr(); ok && r.Section == 1 && r.Type == dnsTypeA && r.Class == 1 {
-			pairs = append(pairs, string(r.Name)+"="+a.String())
+			pairs = append(pairs, string(r.Name())+"="+a.String())
 		}
 	}
 	return pairs

@@ -380,12 +380,14 @@ func digest(b []byte) uint64 {
 // a bounded table.
 type advertisers struct {
 	mu sync.Mutex
-	m  map[capture.MAC]advert
+	m  map[advertKey]int64 // packet time last reported, Unix nanoseconds
 }
 
-type advert struct {
-	sum  uint64
-	when int64 // packet time it was last reported, Unix nanoseconds
+// advertKey is one advertisement of one device: a device sending several
+// (one per port) has an entry for each.
+type advertKey struct {
+	mac capture.MAC
+	sum uint64
 }
 
 // fresh reports whether an advertisement with digest sum from mac should be
@@ -394,20 +396,21 @@ func (a *advertisers) fresh(mac capture.MAC, sum uint64, now, refresh int64) boo
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.m == nil {
-		a.m = make(map[capture.MAC]advert)
+		a.m = make(map[advertKey]int64)
 	}
-	e, ok := a.m[mac]
-	if ok && e.sum == sum && since(now, e.when) < refresh {
+	k := advertKey{mac, sum}
+	when, ok := a.m[k]
+	if ok && since(now, when) < refresh {
 		return false
 	}
 	if !ok && len(a.m) >= defaultAdvertisers {
-		for k := range a.m { // drop arbitrary entries down to 3/4
+		for k2 := range a.m { // drop arbitrary entries down to 3/4
 			if len(a.m) <= defaultAdvertisers*3/4 {
 				break
 			}
-			delete(a.m, k)
+			delete(a.m, k2)
 		}
 	}
-	a.m[mac] = advert{sum: sum, when: now}
+	a.m[k] = now
 	return true
 }

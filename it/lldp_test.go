@@ -292,3 +292,45 @@ func FuzzLLDP(f *testing.F) {
 		checkObs(t, "lldp", out)
 	})
 }
+// TestDiscoveryAllocs checks that LLDP, CDP, DNS and mDNS allocate nothing
+// per packet once what a capture says has been reported (the steady
+// state): Probe and Handle of every frame again.
+func TestDiscoveryAllocs(t *testing.T) {
+	for _, c := range []struct {
+		file string
+		d    dissect.Dissector
+	}{
+		{"ICS-Pcaps__LLDP__LLDP.pcap", NewLLDP()},
+		{"ICS-Pcaps__LLDP__LLDP.pcap", NewCDP()},
+		{"Malcolm-PCAP__pcaps__protocols__DNS.pcap", NewDNS()},
+		{"nDPI__tests__cfgs__default__pcap__telegram.pcap", NewMDNS()},
+	} {
+		pkts := decodeFile(t, c.file)
+		var sel []*dissect.Packet
+		for i := range pkts {
+			p := &pkts[i]
+			if p.Packet != nil && c.d.Probe(p) {
+				sel = append(sel, p)
+			}
+		}
+		if len(sel) == 0 {
+			t.Fatalf("%s: no %s packet", c.file, c.d.Name())
+		}
+		var out collect
+		for _, p := range sel {
+			c.d.Handle(p, &out)
+		}
+		n := 0
+		sink := dissect.SinkFunc(func(dissect.Observation) { n++ })
+		allocs := testing.AllocsPerRun(5, func() {
+			for _, p := range sel {
+				if c.d.Probe(p) {
+					c.d.Handle(p, sink)
+				}
+			}
+		})
+		if allocs != 0 || n != 0 {
+			t.Errorf("%s on %s: %.0f allocations and %d observations per pass over %d packets in steady state", c.d.Name(), c.file, allocs, n, len(sel))
+		}
+	}
+}
