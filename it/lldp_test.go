@@ -292,6 +292,7 @@ func FuzzLLDP(f *testing.F) {
 		checkObs(t, "lldp", out)
 	})
 }
+
 // TestDiscoveryAllocs checks that LLDP, CDP, DNS and mDNS allocate nothing
 // per packet once what a capture says has been reported (the steady
 // state): Probe and Handle of every frame again.
