@@ -34,3 +34,18 @@ func readHoldingRegistersReply(n uint16, v uint16) []byte {
 func writeSingleRegister(addr, v uint16) []byte {
 	return []byte{0x06, byte(addr >> 8), byte(addr), byte(v >> 8), byte(v)}
 }
+
+// readDeviceID (function 43, MEI type 14, spec section 6.21) asks for the
+// basic identification objects (read code 1) from object 0.
+func readDeviceID() []byte { return []byte{0x2b, 0x0e, 0x01, 0x00} }
+
+// readDeviceIDReply answers with the basic objects: 0 VendorName,
+// 1 ProductCode, 2 MajorMinorRevision, all in one response.
+func readDeviceIDReply(vendor, product, revision string) []byte {
+	b := []byte{0x2b, 0x0e, 0x01, 0x01, 0x00, 0x00, 3}
+	for id, v := range []string{vendor, product, revision} {
+		b = append(b, byte(id), byte(len(v)))
+		b = append(b, v...)
+	}
+	return b
+}

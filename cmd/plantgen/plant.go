@@ -52,7 +52,8 @@ func Generate() ([]byte, error) {
 	}
 	// The engineering station changes a set point on the filler PLC.
 	s3 := wr.Dial(eng.MAC, eng.IP, 50200, plc1.MAC, plc1.IP, 502)
-	s3.Exchange(mbap(1, 1, writeSingleRegister(40, 1200)), mbap(1, 1, writeSingleRegister(40, 1200)))
+	s3.Exchange(mbap(1, 1, readDeviceID()), mbap(1, 1, readDeviceIDReply("Schneider Electric", "BMX P34 2020", "v3.20")))
+	s3.Exchange(mbap(2, 1, writeSingleRegister(40, 1200)), mbap(2, 1, writeSingleRegister(40, 1200)))
 	s3.Close()
 
 	// Office PCs, behind the router, reach the HMI's web page and an outside

@@ -12,6 +12,7 @@ import (
 	"github.com/passivesensor/sensor/dissect"
 	"github.com/passivesensor/sensor/flow"
 	"github.com/passivesensor/sensor/it"
+	"github.com/passivesensor/sensor/ot"
 )
 
 // Sensor wires capture, decode, flows, dissectors and the inventory. One
@@ -49,7 +50,7 @@ type worker struct {
 func (s *Sensor) newWorker(src capture.Source) *worker {
 	w := &worker{s: s, src: src, dedup: capture.NewDedup(capture.DefaultDedupWindow)}
 	w.flows = flow.NewTable(flow.Config{OnEvict: s.flowDone})
-	w.reg = dissect.NewRegistry(it.All()...)
+	w.reg = dissect.NewRegistry(append(it.All(), ot.All()...)...)
 	w.dp.Packet = &w.pkt
 	return w
 }

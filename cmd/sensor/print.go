@@ -128,7 +128,7 @@ func (p Printer) Print(r Report) {
 	}
 	fmt.Fprintf(p.W, "Devices on the network (%d)\n", len(r.Assets))
 	tw := tabwriter.NewWriter(p.W, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "IP\tMAC\tHOSTNAME\tVENDOR\tMODEL\tCLASS\tOS\tPROTOCOLS\tOPEN PORTS")
+	fmt.Fprintln(tw, "IP\tMAC\tHOSTNAME\tVENDOR\tMODEL\tCLASS\tOS\tROLES\tPROTOCOLS\tOPEN PORTS")
 	for _, a := range r.Assets {
 		j := assetLine(a)
 		ip := j.IP
@@ -149,8 +149,8 @@ func (p Printer) Print(r Report) {
 		if a.Domain != "" && name != "" {
 			name += "." + a.Domain
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ip, dash(j.MAC), dash(name), dash(a.Vendor),
-			dash(a.Model), dash(class), dash(a.OS), dash(strings.Join(a.Protocols, ",")), dash(strings.Join(j.OpenPorts, ",")))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ip, dash(j.MAC), dash(name), dash(a.Vendor),
+			dash(a.Model), dash(class), dash(a.OS), dash(a.Attrs["role"]), dash(strings.Join(a.Protocols, ",")), dash(strings.Join(j.OpenPorts, ",")))
 	}
 	tw.Flush()
 

@@ -321,6 +321,12 @@ func TestPlantInventory(t *testing.T) {
 	if a := byIP["10.10.0.21"]; a.Hostname != "HMI-LINE1" {
 		t.Errorf("HMI hostname %q, want HMI-LINE1", a.Hostname)
 	}
+	if a := byIP["10.10.0.11"]; a.Vendor != "Schneider Electric" || a.Firmware != "v3.20" || !strings.Contains(a.Attrs["role"], "modbus-server") {
+		t.Errorf("PLC 10.10.0.11: vendor %q firmware %q role %q, want Schneider Electric, v3.20 and modbus-server from its device identification", a.Vendor, a.Firmware, a.Attrs["role"])
+	}
+	if a := byIP["10.10.0.21"]; !strings.Contains(a.Attrs["role"], "modbus-client") {
+		t.Errorf("HMI role %q, want modbus-client", a.Attrs["role"])
+	}
 	if a := byIP["10.10.0.11"]; !hasPort(a, 502) {
 		t.Errorf("PLC 10.10.0.11 open ports %v, want 502/tcp", a.OpenPorts)
 	}
