@@ -403,13 +403,30 @@ func (s *Spool) append(rec []byte) error {
 	s.buf = binary.LittleEndian.AppendUint32(s.buf, uint32(len(rec)))
 	s.buf = binary.LittleEndian.AppendUint32(s.buf, crc32.Checksum(rec, castagnoli))
 	s.buf = append(s.buf, rec...)
-	if _, err := s.active.WriteAt(s.buf, cur.size); err != nil {
+	if err := s.write(cur.size); err != nil {
 		// Cut whatever part got written so the next append starts clean.
 		_ = s.active.Truncate(cur.size)
 		return fmt.Errorf("spool: write segment %d at %d: %w", cur.index, cur.size, err)
 	}
 	cur.size += need
 	return nil
+}
+
+// splitWrites makes write use two system calls per record; the crash test
+// sets it so that a kill can leave a torn record behind.
+var splitWrites bool
+
+func (s *Spool) write(off int64) error {
+	if splitWrites && len(s.buf) > headerSize+1 {
+		half := headerSize + (len(s.buf)-headerSize)/2
+		if _, err := s.active.WriteAt(s.buf[:half], off); err != nil {
+			return err
+		}
+		_, err := s.active.WriteAt(s.buf[half:], off+int64(half))
+		return err
+	}
+	_, err := s.active.WriteAt(s.buf, off)
+	return err
 }
 
 // dropOldest removes the oldest segment, counting its unacknowledged records.

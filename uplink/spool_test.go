@@ -221,6 +221,21 @@ func TestSpoolTornTailEveryOffset(t *testing.T) {
 		}
 		s := mustOpen(t, dir, o)
 		wantSeqs(t, readAll(t, s), 0, complete)
+		// The torn tail is cut off on disk, not just skipped.
+		wantSize := int64(0)
+		if complete > 0 {
+			wantSize = ends[complete-1]
+		}
+		st, err := os.Stat(filepath.Join(dir, seg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Size() != wantSize {
+			t.Fatalf("cut at %d: segment is %d bytes after Open, want it truncated to %d", cut, st.Size(), wantSize)
+		}
+		if s.CorruptBytes() != cut-wantSize {
+			t.Fatalf("cut at %d: CorruptBytes %d, want %d", cut, s.CorruptBytes(), cut-wantSize)
+		}
 		if err := s.Append(seqRecord(uint64(complete))); err != nil {
 			t.Fatal(err)
 		}
@@ -369,13 +384,15 @@ func TestSpoolChildWriter(t *testing.T) {
 		t.Skip("only runs as the child of TestSpoolKillWriter")
 	}
 	start, _ := strconv.ParseUint(os.Getenv(childEnv+"_START"), 10, 64)
+	// Write each record in two system calls, so a kill can tear one.
+	splitWrites = true
 	s, err := Open(dir, Options{SegmentSize: 4096, MaxSegments: 1000, Sync: SyncBatch})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
 	for seq := start; ; seq++ {
-		if seq%5 == 0 {
+		if seq%500 == 0 {
 			err = s.AppendBatch([][]byte{seqRecord(seq)})
 		} else {
 			err = s.Append(seqRecord(seq))
@@ -395,7 +412,7 @@ func TestSpoolKillWriter(t *testing.T) {
 	o := Options{SegmentSize: 4096, MaxSegments: 1000}
 	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
 	next := uint64(0)
-	for round := 0; round < 6; round++ {
+	for round := 0; round < 10; round++ {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestSpoolChildWriter$", "-test.count=1")
 		cmd.Env = append(os.Environ(), childEnv+"="+dir, childEnv+"_START="+strconv.FormatUint(next, 10))
 		cmd.Stderr = os.Stderr
