@@ -49,7 +49,8 @@ type Status struct {
 	Source Source
 	// FromVersion is the version found in the file (0 when there was none).
 	FromVersion int
-	// Reason explains, for a technician, why defaults were used; empty for FromFile.
+	// Reason explains, for a technician, why defaults were used or what was
+	// converted; empty for FromFile.
 	Reason string
 	// SetAside is where the bad file was moved ("" when nothing was moved).
 	SetAside string
@@ -166,6 +167,7 @@ func Parse(data []byte) (Settings, Status, error) {
 			return Defaults(), st, fmt.Errorf("settings file version 1 cannot be converted: %v", err)
 		}
 		st.Source = Migrated
+		st.Reason = fmt.Sprintf("settings file version 1 converted to version %d; it is rewritten at the next change", CurrentVersion)
 	default:
 		return Defaults(), st, fmt.Errorf("settings file version %d is not a known version", v)
 	}

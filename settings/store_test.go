@@ -224,7 +224,8 @@ func TestMigrateV1(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if st.Source != Migrated || st.FromVersion != 1 {
+			if st.Source != Migrated || st.FromVersion != 1 ||
+				st.String() != "migrated: settings file version 1 converted to version 2; it is rewritten at the next change" {
 				t.Errorf("status %v", st)
 			}
 			if !s.Equal(tc.want) {
