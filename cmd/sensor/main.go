@@ -64,6 +64,9 @@ func run(file, ifaces string, workers int, raw bool, config string, jsonOut bool
 			return errors.New("give either -r or -i, not both")
 		}
 		names := strings.Split(ifaces, ",")
+		for _, n := range names {
+			quietInterface(n)
+		}
 		var srcs []capture.Source
 		var err error
 		if raw {
