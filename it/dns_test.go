@@ -9,8 +9,8 @@ import (
 	"github.com/passivesensor/sensor/dissect"
 )
 
-// dnsAnswers returns the (name, address) pairs of the IN A records of the
-// answer section of msg.
+// dnsAnswers returns the (name, address) pairs of the IN A and AAAA
+// records of the answer section of msg.
 func dnsAnswers(t *testing.T, msg []byte) []string {
 	t.Helper()
 	var (
@@ -22,7 +22,7 @@ func dnsAnswers(t *testing.T, msg []byte) []string {
 		t.Fatalf("Reset: %v", err)
 	}
 	for rd.Next(&r) {
-		if a, ok := r.Addr(); ok && r.Section == 1 && r.Type == dnsTypeA && r.Class == 1 {
+		if a, ok := r.Addr(); ok && r.Section == 1 && r.Class == 1 {
 			pairs = append(pairs, string(r.Name())+"="+a.String())
 		}
 	}
@@ -36,7 +36,7 @@ func TestDNSCorpus(t *testing.T) {
 	name := "Malcolm-PCAP__pcaps__protocols__DNS.pcap"
 	pkts := decodeFile(t, name)
 	rows := tshark(t, corpusFile(t, name), "dns.flags.response==1 && udp.srcport==53 && !_ws.malformed",
-		"frame.number", "dns.count.answers", "dns.resp.type", "dns.resp.name", "dns.a", "ip.src", "ipv6.src")
+		"frame.number", "dns.count.answers", "dns.resp.type", "dns.resp.name", "dns.a", "ip.src", "ipv6.src", "dns.aaaa")
 	if len(rows) == 0 {
 		t.Fatalf("tshark reads no DNS response in %s", name)
 	}
@@ -54,7 +54,7 @@ func TestDNSCorpus(t *testing.T) {
 			continue
 		}
 		types, names := strings.Split(row[2], ","), strings.Split(row[3], ",")
-		addrs := strings.Split(row[4], ",")
+		addrs, addrs6 := strings.Split(row[4], ","), strings.Split(row[7], ",")
 		if row[2] == "" {
 			types, names = nil, nil
 		}
@@ -63,18 +63,28 @@ func TestDNSCorpus(t *testing.T) {
 			continue
 		}
 		var want []string
-		ai := 0
+		ai, ai6 := 0, 0
 		for i := range types {
-			if types[i] != "1" {
+			var a string
+			switch types[i] {
+			case "1":
+				if ai >= len(addrs) {
+					t.Fatalf("frame %d: tshark lists fewer A addresses than A records", n)
+				}
+				a = addrs[ai]
+				ai++
+			case "28":
+				if ai6 >= len(addrs6) {
+					t.Fatalf("frame %d: tshark lists fewer AAAA addresses than AAAA records", n)
+				}
+				a = addrs6[ai6]
+				ai6++
+			default:
 				continue
 			}
-			if ai >= len(addrs) {
-				t.Fatalf("frame %d: tshark lists fewer A addresses than A records", n)
-			}
 			if i < atoiOr(row[1]) { // the answer section
-				want = append(want, names[i]+"="+addrs[ai])
+				want = append(want, names[i]+"="+a)
 			}
-			ai++
 		}
 		got := dnsAnswers(t, p.Payload)
 		if strings.Join(got, " ") != strings.Join(want, " ") {
@@ -106,7 +116,7 @@ func TestDNSCorpus(t *testing.T) {
 	if compared == 0 || pairs == 0 {
 		t.Fatalf("nothing compared (%d responses, %d A answers)", compared, pairs)
 	}
-	t.Logf("%d responses, %d A answers compared with tshark; %d skipped (fragments, names with commas)", compared, pairs, skipped)
+	t.Logf("%d responses, %d A/AAAA answers compared with tshark; %d skipped (fragments, names with commas)", compared, pairs, skipped)
 }
 
 func atoiOr(s string) int {
@@ -349,4 +359,39 @@ func TestDNSRegistry(t *testing.T) {
 		}
 	}
 	t.Logf("through the registry: %v", counts)
+}
+
+// TestLLMNRResponse builds an LLMNR response for "plc01" holding the
+// sender's address and one for another address: only the first names the
+// sender.
+func TestLLMNRResponse(t *testing.T) {
+	build := func(addr [4]byte) []byte {
+		msg := []byte{0x12, 0x34, 0x80, 0x00, 0, 1, 0, 1, 0, 0, 0, 0,
+			5, 'p', 'l', 'c', '0', '1', 0, 0, 1, 0, 1, // question
+			0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4}
+		return append(msg, addr[:]...)
+	}
+	d := NewLLMNR()
+	p := dnsPacket(build([4]byte{192, 168, 1, 77}), LLMNRPort)
+	if !d.Probe(p) {
+		t.Fatal("Probe refuses an LLMNR response")
+	}
+	var out collect
+	d.Handle(p, &out)
+	if len(out) != 1 || out[0].Attr != dissect.AttrHostname || out[0].Value != "plc01" || out[0].IP != p.SrcIP || out[0].Protocol != "llmnr" {
+		t.Errorf("LLMNR answer for the sender: got %+v, want one hostname plc01 about %s", out, p.SrcIP)
+	}
+	out = nil
+	NewLLMNR().Handle(dnsPacket(build([4]byte{192, 168, 1, 9}), LLMNRPort), &out)
+	if len(out) != 0 {
+		t.Errorf("LLMNR answer for another address: got %+v, want nothing", out)
+	}
+	// The same message as a query (QR clear) tells nothing.
+	q := build([4]byte{192, 168, 1, 77})
+	q[2] = 0
+	out = nil
+	NewLLMNR().Handle(dnsPacket(q, LLMNRPort), &out)
+	if len(out) != 0 {
+		t.Errorf("LLMNR query: got %+v, want nothing", out)
+	}
 }
