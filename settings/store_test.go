@@ -68,6 +68,10 @@ func TestRoundTrip(t *testing.T) {
 	if s.Proxy.Password != "hunter2" {
 		t.Errorf("password not kept")
 	}
+	// The file holds the proxy password: only its owner may read it.
+	if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("settings file mode %v (%v), want 0600", fi.Mode().Perm(), err)
+	}
 	// Only the file and its lock are left in the directory.
 	if names := listDir(t, filepath.Dir(p)); strings.Join(names, " ") != "settings.json settings.json.lock" {
 		t.Errorf("directory holds %v", names)

@@ -108,7 +108,8 @@ func broadcast4(p netip.Prefix) netip.Addr {
 
 // ValidateGateway checks the default gateway. When address (the CIDR static
 // address) is valid, the gateway must lie inside its network and differ from
-// it. Empty is accepted (no default route).
+// it; an IPv6 link-local gateway (fe80::/10) is accepted with an IPv6
+// address. Empty is accepted (no default route).
 func ValidateGateway(gw, address string) error {
 	if gw == "" {
 		return nil
@@ -124,6 +125,9 @@ func ValidateGateway(gw, address string) error {
 		return nil
 	}
 	p, _ := netip.ParsePrefix(address)
+	if g.Is6() && p.Addr().Is6() && g.IsLinkLocalUnicast() {
+		return nil // IPv6 routers are commonly reached by their link-local address
+	}
 	if !p.Masked().Contains(g) {
 		return fieldErr(FieldGateway, "gateway %s is not inside %s", gw, p.Masked())
 	}

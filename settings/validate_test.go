@@ -71,6 +71,9 @@ func TestValidateGateway(t *testing.T) {
 		{"10.0.0.1", "garbage", ""}, // the address reports its own error
 		{"2001:db8::1", "2001:db8::20/64", ""},
 		{"10.0.1.1", "10.0.0.5/24", "gateway 10.0.1.1 is not inside 10.0.0.0/24"},
+		{"fe80::1", "2001:db8::20/64", ""},
+		{"fe80::1", "10.0.0.5/24", "gateway fe80::1 is not inside 10.0.0.0/24"},
+		{"2001:db9::1", "2001:db8::20/64", "gateway 2001:db9::1 is not inside 2001:db8::/64"},
 		{"2001:db8::1", "10.0.0.5/24", "gateway 2001:db8::1 is not inside 10.0.0.0/24"},
 		{"10.0.0.5", "10.0.0.5/24", "gateway 10.0.0.5 is the sensor's own address"},
 		{"10.0.0", "10.0.0.5/24", "gateway 10.0.0 is not an IPv4 or IPv6 address"},
