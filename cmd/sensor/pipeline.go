@@ -184,12 +184,19 @@ func (s *Sensor) RunLive(ctx context.Context, srcs []capture.Source, interval ti
 			var dones []chan struct{}
 			for _, f := range flush {
 				d := make(chan struct{})
-				f <- d
-				dones = append(dones, d)
+				select {
+				case f <- d:
+					dones = append(dones, d)
+				default: // the last request is still pending
+				}
 			}
+			// A worker blocked on an idle link hands its flows over when
+			// its next frame arrives; the report does not wait for it.
+			wait := time.After(2 * time.Second)
 			for _, d := range dones {
 				select {
 				case <-d:
+				case <-wait:
 				case <-ctx.Done():
 				}
 			}
