@@ -69,6 +69,8 @@ var lldpCorpus = []string{
 	"ICS-Pcaps__COTP__CotpAnalog.pcap",
 	"ICS-Pcaps__IEC61850__pres.pcap",
 	"ICS-Pcaps__LocalPCAP__plc.pcap",
+	"ICS-Pcaps__CIP__CIPvalue.pcap",
+	"ICS-Security-Tools__pcaps__ModbusTCP__mb2.pcap",
 }
 
 // TestLLDPCorpus checks frame by frame that ParseLLDP reads what tshark
@@ -77,7 +79,7 @@ var lldpCorpus = []string{
 func TestLLDPCorpus(t *testing.T) {
 	fields := []string{"frame.number", "lldp.chassis.id.mac", "lldp.tlv.system.name",
 		"lldp.tlv.enable_system_cap", "lldp.mgn.addr.ip4", "lldp.ieee.802_1.port_vlan.id",
-		"lldp.media.hardware", "lldp.media.firmware", "lldp.media.software", "lldp.media.manufacturer", "lldp.media.model"}
+		"lldp.media.hardware", "lldp.media.firmware", "lldp.media.software", "lldp.media.manufacturer", "lldp.media.model", "eth.src"}
 	total := 0
 	for _, name := range lldpCorpus {
 		t.Run(name, func(t *testing.T) {
@@ -124,7 +126,7 @@ func TestLLDPCorpus(t *testing.T) {
 				}
 				got := []string{mac, text(m.SysName), caps, strings.Join(ips, ","), vlan,
 					text(m.HardwareRev), text(m.FirmwareRev), text(m.SoftwareRev), text(m.Manufacturer), text(m.Model)}
-				for i, g := range got {
+				for i, g := range got { // all columns but eth.src
 					if g != row[i+1] {
 						t.Errorf("frame %d: %s = %q, tshark says %q", n, fields[i+1], g, row[i+1])
 					}
@@ -136,9 +138,13 @@ func TestLLDPCorpus(t *testing.T) {
 				if row[2] != "" && !hasObs(out, dissect.AttrHostname, row[2]) {
 					t.Errorf("frame %d: no hostname %q observation in %+v", n, row[2], out)
 				}
+				owner := mac
+				if owner == "" || strings.HasPrefix(owner, "00:00:00:00:00:00") {
+					owner = row[len(row)-1] // the chassis id is no MAC: the sender
+				}
 				for _, o := range out {
-					if mac != "" && o.MAC.String() != mac {
-						t.Errorf("frame %d: observation about %s, chassis is %s", n, o.MAC, mac)
+					if o.MAC.String() != owner {
+						t.Errorf("frame %d: observation about %s, want %s", n, o.MAC, owner)
 					}
 				}
 				total++
@@ -332,6 +338,59 @@ func TestDiscoveryAllocs(t *testing.T) {
 		})
 		if allocs != 0 || n != 0 {
 			t.Errorf("%s on %s: %.0f allocations and %d observations per pass over %d packets in steady state", c.d.Name(), c.file, allocs, n, len(sel))
+		}
+	}
+}
+
+// lldpTLV builds one LLDP TLV.
+func lldpTLV(typ byte, v ...byte) []byte {
+	return append([]byte{typ<<1 | byte(len(v)>>8), byte(len(v))}, v...)
+}
+
+// TestLLDPInventory builds an LLDPDU of an IP phone with a locally assigned
+// chassis id, a management address, a port VLAN and LLDP-MED inventory (no
+// corpus capture has inventory TLVs) and checks what Handle reports.
+func TestLLDPInventory(t *testing.T) {
+	med := func(sub byte, s string) []byte { return lldpTLV(127, append([]byte{0x00, 0x12, 0xbb, sub}, s...)...) }
+	var b []byte
+	b = append(b, lldpTLV(1, append([]byte{7}, "phone-7"...)...)...)
+	b = append(b, lldpTLV(2, append([]byte{5}, "eth0"...)...)...)
+	b = append(b, lldpTLV(3, 0, 120)...)
+	b = append(b, lldpTLV(5, []byte("SEP001122")...)...)
+	b = append(b, lldpTLV(7, 0, 0x24, 0, 0x24)...) // bridge, telephone
+	b = append(b, lldpTLV(8, 5, 1, 10, 0, 0, 9, 2, 0, 0, 0, 1, 0)...)
+	b = append(b, lldpTLV(127, 0x00, 0x80, 0xc2, 1, 0, 42)...)
+	b = append(b, med(5, "HW 1.2")...)
+	b = append(b, med(6, "FW 3.4")...)
+	b = append(b, med(7, "SW 5.6")...)
+	b = append(b, med(8, "SN123")...)
+	b = append(b, med(9, "Acme")...)
+	b = append(b, med(10, "Phone 9000")...)
+	b = append(b, lldpTLV(0)...)
+	p := lldpPacket(b)
+	d := NewLLDP()
+	if !d.Probe(p) {
+		t.Fatal("Probe refuses the built LLDPDU")
+	}
+	var out collect
+	d.Handle(p, &out)
+	want := map[string]string{
+		dissect.AttrHostname: "SEP001122", dissect.AttrClass: "phone", dissect.AttrIP: "10.0.0.9",
+		dissect.AttrVLAN: "42", dissect.AttrHardware: "HW 1.2", dissect.AttrFirmware: "FW 3.4",
+		AttrLLDPSoftwareRev: "SW 5.6", dissect.AttrSerial: "SN123", dissect.AttrVendor: "Acme",
+		dissect.AttrModel: "Phone 9000", AttrLLDPChassisID: "phone-7", AttrLLDPPortID: "eth0",
+		AttrLLDPCaps: "bridge,telephone",
+	}
+	got := map[string]string{}
+	for _, o := range out {
+		got[o.Attr] = o.Value
+		if o.MAC != p.SrcMAC {
+			t.Errorf("%s about %s, want the sender %s", o.Attr, o.MAC, p.SrcMAC)
+		}
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
 		}
 	}
 }
