@@ -213,8 +213,9 @@ func Save(path string, s Settings) error {
 // from another process: it takes an exclusive flock on PATH.lock, re-reads
 // the current file (defaults if missing or bad, the bad file kept aside),
 // calls change on it, normalizes and validates the result, and writes it
-// atomically with mode 0600 (it holds the proxy password). If change returns an error or the result is invalid, nothing
-// is written and that error is returned. It returns the settings now stored.
+// atomically with mode 0600 (it holds the proxy password). If change
+// returns an error or the result is invalid, nothing is written and that
+// error is returned. It returns the settings now stored.
 func Update(path string, change func(*Settings) error) (Settings, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return Settings{}, fmt.Errorf("settings: %w", err)
