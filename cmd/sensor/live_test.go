@@ -46,14 +46,13 @@ func newLiveLab(t *testing.T, tag string) *liveLab {
 	}
 	sh(t, "ip", "link", "add", l.sniffIf, "netns", l.sniffNS, "type", "veth", "peer", "name", l.sendIf, "netns", l.sendNS)
 	for _, e := range [][2]string{{l.sniffNS, l.sniffIf}, {l.sendNS, l.sendIf}} {
-		// The sending end has IPv6 off so that it sends only the replay.
-		// The sniffing end is left as a site would leave it: the sensor
-		// itself must keep the kernel from sending there.
-		if e[0] == l.sendNS {
-			sh(t, "ip", "netns", "exec", e[0], "sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/"+e[1]+"/disable_ipv6")
-		}
-		sh(t, "ip", "-n", e[0], "link", "set", e[1], "mtu", "9000", "up")
+		sh(t, "ip", "-n", e[0], "link", "set", e[1], "mtu", "9000")
 	}
+	// The sending end has IPv6 off so that it sends only the replay. The
+	// sniffing end is left down with IPv6 on, as the appliance boots: the
+	// sensor itself must bring it up without letting the kernel send.
+	sh(t, "ip", "netns", "exec", l.sendNS, "sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/"+l.sendIf+"/disable_ipv6")
+	sh(t, "ip", "-n", l.sendNS, "link", "set", l.sendIf, "up")
 	return l
 }
 

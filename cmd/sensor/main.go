@@ -65,7 +65,7 @@ func run(file, ifaces string, workers int, raw bool, config string, jsonOut bool
 		}
 		names := strings.Split(ifaces, ",")
 		for _, n := range names {
-			quietInterface(n)
+			prepareInterface(n)
 		}
 		var srcs []capture.Source
 		var err error

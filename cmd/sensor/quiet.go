@@ -6,14 +6,18 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
 
-// quietInterface keeps the kernel itself from sending on a sniffing
-// interface: the capture sockets never transmit, but an interface with IPv6
-// on sends router solicitations and duplicate-address probes of its own as
-// soon as it is up. IPv6 is turned off there, and an address configured on
-// the interface is reported, since it would make the kernel answer ARP.
-func quietInterface(name string) {
+// prepareInterface readies a sniffing interface without letting the kernel
+// itself send on it. The capture sockets never transmit, but an interface
+// brought up with IPv6 on sends duplicate-address probes, router
+// solicitations and MLD reports of its own. So IPv6 is turned off first,
+// then the link is brought up (on the appliance nothing else does), and an
+// address configured on it is reported, since the kernel would answer ARP
+// there.
+func prepareInterface(name string) {
 	p := filepath.Join("/proc/sys/net/ipv6/conf", name, "disable_ipv6")
 	if _, err := os.Stat(p); err == nil {
 		if err := os.WriteFile(p, []byte("1"), 0o644); err != nil {
@@ -24,7 +28,33 @@ func quietInterface(name string) {
 	if err != nil {
 		return // the capture source reports the missing interface
 	}
+	if ifi.Flags&net.FlagUp == 0 {
+		if err := linkUp(name); err != nil {
+			slog.Warn("cannot bring the sniffing interface up", "interface", name, "err", err)
+		}
+	}
 	if addrs, err := ifi.Addrs(); err == nil && len(addrs) > 0 {
 		slog.Warn("the sniffing interface has addresses; the kernel will answer on it", "interface", name, "addresses", fmt.Sprint(addrs))
 	}
+}
+
+// linkUp sets IFF_UP on the interface.
+func linkUp(name string) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("reading flags of %s: %w", name, err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("setting %s up: %w", name, err)
+	}
+	return nil
 }
