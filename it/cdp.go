@@ -1,6 +1,7 @@
 package it
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"net/netip"
@@ -197,8 +198,9 @@ func (m *CDPInfo) lldpCaps() uint16 {
 // CDP reads the Cisco Discovery Protocol. The sender is the device the
 // frame came from (CDP is never forwarded), so observations are about the
 // frame's source MAC: device id (dissect.AttrHostname), addresses,
-// platform (dissect.AttrModel), software version (first line as
-// dissect.AttrFirmware), capabilities (dissect.AttrClass), native VLAN and
+// platform (dissect.AttrModel), software version (the line naming the
+// version as dissect.AttrFirmware, the whole text as
+// AttrCDPSoftwareVersion), capabilities (dissect.AttrClass), native VLAN and
 // VTP domain.
 //
 // Like LLDP, CDP stays silent while a device repeats its advertisement
@@ -267,8 +269,15 @@ func (d *CDP) Handle(p *dissect.Packet, out dissect.Sink) {
 		emit(AttrCDPCaps, cdpCapsList(buf[:0], m.Caps))
 		emit(dissect.AttrClass, capsClass(m.lldpCaps()))
 	}
-	emit(dissect.AttrFirmware, text(firstLine(m.Software)))
-	emit(AttrCDPSoftwareVersion, text(m.Software))
+	emit(dissect.AttrFirmware, text(versionLine(m.Software)))
+	var sw [maxText]byte // the full text, its lines joined by spaces
+	nsw := copy(sw[:], m.Software)
+	for i, c := range sw[:nsw] {
+		if c == '\n' || c == '\r' {
+			sw[i] = ' '
+		}
+	}
+	emit(AttrCDPSoftwareVersion, text(sw[:nsw]))
 	emit(dissect.AttrModel, text(m.Platform))
 	if m.NativeVLAN != 0 {
 		emit(dissect.AttrVLAN, strconv.Itoa(int(m.NativeVLAN)))
@@ -285,15 +294,29 @@ func digestCDP(b []byte) uint64 {
 	return digest(b[12:])
 }
 
-// firstLine returns b up to its first line break.
-func firstLine(b []byte) []byte {
-	for i, c := range b {
-		if c == '\n' || c == '\r' {
-			return b[:i]
+// versionLine returns the line of a software version text that holds the
+// version: the first holding "Version" (old IOS opens with a line naming
+// only the operating system), else the first line.
+func versionLine(b []byte) []byte {
+	first := []byte(nil)
+	for len(b) > 0 {
+		line := b
+		if i := bytes.IndexAny(b, "\r\n"); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		if first == nil && len(bytes.TrimSpace(line)) > 0 {
+			first = line
+		}
+		if bytes.Contains(line, versionWord) {
+			return line
 		}
 	}
-	return b
+	return first
 }
+
+var versionWord = []byte("Version")
 
 // cdpCapsList renders CDP capability bits as a comma list.
 func cdpCapsList(buf []byte, caps uint32) string {

@@ -23,7 +23,7 @@ var cdpCorpus = []string{
 // the frame's source MAC.
 func TestCDPCorpus(t *testing.T) {
 	fields := []string{"frame.number", "cdp.deviceid", "cdp.platform", "cdp.portid", "cdp.capabilities",
-		"cdp.native_vlan", "cdp.vtp_management_domain", "cdp.nrgyz.ip_address", "eth.src"}
+		"cdp.native_vlan", "cdp.vtp_management_domain", "cdp.nrgyz.ip_address", "eth.src", "cdp.software_version"}
 	total := 0
 	for _, name := range cdpCorpus {
 		t.Run(name, func(t *testing.T) {
@@ -78,7 +78,7 @@ func TestCDPCorpus(t *testing.T) {
 					}
 					want = strings.Join(uniq, ",")
 				}
-				got := []string{text(m.DeviceID), text(m.Platform), text(m.PortID), caps, vlan, text(m.VTPDomain), strings.Join(ips, ",")}
+				got := []string{text(m.DeviceID), text(m.Platform), text(m.PortID), caps, vlan, text(m.VTPDomain), strings.Join(ips, ",")} // columns 1..7
 				row[7] = want
 				for i, g := range got {
 					if g != row[i+1] {
@@ -88,6 +88,19 @@ func TestCDPCorpus(t *testing.T) {
 				var out collect
 				d.seen = advertisers{}
 				d.Handle(p, &out)
+				// tshark lists the software version's lines as occurrences
+				// joined by ","; the firmware is the one naming the version.
+				if row[9] != "" {
+					fw := ""
+					for _, o := range out {
+						if o.Attr == dissect.AttrFirmware {
+							fw = o.Value
+						}
+					}
+					if fw == "" || !strings.Contains(row[9], fw) || (strings.Contains(row[9], "Version") && !strings.Contains(fw, "Version")) {
+						t.Errorf("frame %d: firmware %q is not the version line of %q", n, fw, row[9])
+					}
+				}
 				for _, kv := range [][2]string{{dissect.AttrHostname, row[1]}, {dissect.AttrModel, row[2]}} {
 					if kv[1] != "" && !hasObs(out, kv[0], kv[1]) {
 						t.Errorf("frame %d: no %s %q observation in %+v", n, kv[0], kv[1], out)
