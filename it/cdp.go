@@ -270,14 +270,8 @@ func (d *CDP) Handle(p *dissect.Packet, out dissect.Sink) {
 		emit(dissect.AttrClass, capsClass(m.lldpCaps()))
 	}
 	emit(dissect.AttrFirmware, text(versionLine(m.Software)))
-	var sw [maxText]byte // the full text, its lines joined by spaces
-	nsw := copy(sw[:], m.Software)
-	for i, c := range sw[:nsw] {
-		if c == '\n' || c == '\r' {
-			sw[i] = ' '
-		}
-	}
-	emit(AttrCDPSoftwareVersion, text(sw[:nsw]))
+	var sw [maxText]byte
+	emit(AttrCDPSoftwareVersion, text(joinLines(&sw, m.Software)))
 	emit(dissect.AttrModel, text(m.Platform))
 	if m.NativeVLAN != 0 {
 		emit(dissect.AttrVLAN, strconv.Itoa(int(m.NativeVLAN)))
@@ -292,6 +286,18 @@ func digestCDP(b []byte) uint64 {
 		return digest(b)
 	}
 	return digest(b[12:])
+}
+
+// joinLines copies b, bounded, into buf with its line breaks made spaces,
+// so that a multi-line text reads as one.
+func joinLines(buf *[maxText]byte, b []byte) []byte {
+	n := copy(buf[:], b)
+	for i, c := range buf[:n] {
+		if c == '\n' || c == '\r' {
+			buf[i] = ' '
+		}
+	}
+	return buf[:n]
 }
 
 // versionLine returns the line of a software version text that holds the

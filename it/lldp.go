@@ -287,7 +287,8 @@ func (d *LLDP) Handle(p *dissect.Packet, out dissect.Sink) {
 	emit(AttrLLDPPortID, lldpPortID(&m, buf[:0]))
 	emit(AttrLLDPPortDesc, text(m.PortDesc))
 	emit(dissect.AttrHostname, text(m.SysName))
-	emit(AttrLLDPSysDesc, text(m.SysDesc))
+	var lines [maxText]byte
+	emit(AttrLLDPSysDesc, text(joinLines(&lines, m.SysDesc)))
 	if m.HasCaps {
 		emit(AttrLLDPCaps, capsList(buf[:0], m.CapsEnabled))
 		emit(dissect.AttrClass, capsClass(m.CapsEnabled))
