@@ -317,9 +317,13 @@ func (inv *Inventory) class(ip netip.Addr) (k Kind, group, addressing string) {
 // seen on the wire): if name is a monitored FQDN (or matches a "*.domain"
 // entry), those addresses belong to its group.
 func (inv *Inventory) ResolveDNS(name string, addrs []netip.Addr) {
-	name = normName(name)
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
+	inv.resolveDNS(name, addrs)
+}
+
+func (inv *Inventory) resolveDNS(name string, addrs []netip.Addr) {
+	name = normName(name)
 	g, ok := inv.cl.fqdnGroup[name]
 	for n := name; !ok; {
 		i := strings.IndexByte(n, '.')
@@ -542,6 +546,11 @@ func (inv *Inventory) Observe(o dissect.Observation) {
 	}
 	ip := o.IP.Unmap()
 	switch o.Attr {
+	case dissect.AttrDNSAnswer:
+		// Not a fact about the answered address's device: it tells which
+		// addresses a monitored FQDN stands for.
+		inv.resolveDNS(o.Value, []netip.Addr{ip})
+		return
 	case dissect.AttrProtocol:
 		if !ip.IsValid() && !mac.IsZero() {
 			// A link-layer protocol, spoken by the MAC itself.

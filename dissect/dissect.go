@@ -62,6 +62,9 @@ const (
 	AttrService  = "service" // a service used with Peer, e.g. "modbus:read-holding-registers"
 	AttrIP       = "ip"      // an additional address bound to MAC (ARP, ND, DHCP ack)
 	AttrVLAN     = "vlan"
+	// AttrDNSAnswer binds a name (Value) to an address (IP) that a DNS
+	// server answered for it; the inventory uses it for monitored FQDNs.
+	AttrDNSAnswer = "dns.a"
 )
 
 // Sink receives observations.

@@ -23,7 +23,7 @@ const (
 	// AttrDNSA binds a name to an address a DNS server answered for it
 	// (A and AAAA answers): IP is the address, Value the name. The
 	// inventory uses it to learn which names an address goes by.
-	AttrDNSA = "dns.a"
+	AttrDNSA = dissect.AttrDNSAnswer
 	// AttrMDNSServices is the sorted, comma-separated set of DNS-SD
 	// service types ("_ipp._tcp") a device advertises.
 	AttrMDNSServices = "mdns.services"

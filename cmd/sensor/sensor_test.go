@@ -448,3 +448,44 @@ func TestEncapsulationGivesSameInventory(t *testing.T) {
 		})
 	}
 }
+
+// A monitored-external FQDN takes the addresses DNS answers gave it on the
+// wire: the web traffic that follows the lookup is the group's, and an
+// address nobody looked up stays External.
+func TestMonitoredFQDNFromDNSAnswers(t *testing.T) {
+	f := corpus(t, "Malcolm-PCAP__pcaps__protocols__DNS.pcap")
+	cfg := filepath.Join(t.TempDir(), "classes.json")
+	os.WriteFile(cfg, []byte(`{"inventoried":[{"prefix":"192.168.0.0/16"},{"prefix":"172.16.0.0/12"},{"prefix":"10.0.0.0/8"}],
+		"monitored_external":[{"name":"wireshark","fqdns":["wireshark.org"]}]}`), 0o644)
+	classes, err := asset.LoadClasses(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := capture.OpenFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	s := New(classes)
+	if err := s.RunFile(src); err != nil {
+		t.Fatal(err)
+	}
+	var group, other bool
+	for _, tr := range s.Report().Traffic {
+		switch tr.Dst.String() {
+		case "128.121.50.122": // answered for wireshark.org
+			group = true
+			if tr.DstAsset != "group:wireshark" {
+				t.Errorf("traffic to wireshark.org's address is %q, want group:wireshark", tr.DstAsset)
+			}
+		case "208.113.140.24": // answered for chrissanders.org, not monitored
+			other = true
+			if tr.DstAsset != "external" {
+				t.Errorf("traffic to an unmonitored name's address is %q, want external", tr.DstAsset)
+			}
+		}
+	}
+	if !group || !other {
+		t.Fatalf("expected traffic to both addresses (wireshark.org %v, other %v)", group, other)
+	}
+}
