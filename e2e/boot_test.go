@@ -1,0 +1,313 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	imagePath   = flag.String("image", "", "gokrazy disk image to boot (default: ../out/arm64.img)")
+	password    = flag.String("password", "", "gokrazy HTTP password (default: from IMAGE.log, then ~/.config/gokrazy)")
+	bootTimeout = flag.Duration("boot_timeout", 4*time.Minute, "how long to wait for the sensor to start")
+	sniffIface  = flag.String("sniff", "eth1", "the sniffing interface the image's sensor is started on")
+)
+
+// Firmware from Debian's qemu-efi-aarch64: AAVMF code (read-only) and a
+// template for the variable store, copied per run so it can be written.
+const (
+	firmwareCode = "/usr/share/AAVMF/AAVMF_CODE.fd"
+	firmwareVars = "/usr/share/AAVMF/AAVMF_VARS.fd"
+)
+
+// vm is one qemu-system-aarch64 run of the image.
+type vm struct {
+	cmd       *exec.Cmd
+	serialLog string // guest serial console (ttyAMA0)
+	httpAddr  string // host address forwarded to the guest's port 80 on eth0
+	started   time.Time
+}
+
+func requireTools(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{firmwareCode, firmwareVars} {
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("EFI firmware %s missing (apt-get install qemu-efi-aarch64): %v", p, err)
+		}
+	}
+	if _, err := exec.LookPath("qemu-system-aarch64"); err != nil {
+		t.Skipf("qemu-system-aarch64 not found (apt-get install qemu-system-arm): %v", err)
+	}
+	img := *imagePath
+	if img == "" {
+		img = filepath.Join("..", "out", "arm64.img")
+	}
+	if _, err := os.Stat(img); err != nil {
+		t.Skipf("image %s not built (make -f Makefile -f image.mk image BOARD=arm64): %v", img, err)
+	}
+	abs, err := filepath.Abs(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("finding a free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// boot starts qemu on img: virt machine, cortex-a57 under TCG (no KVM),
+// 1 GiB, AAVMF in pflash, the image as a virtio disk in snapshot mode (the
+// file stays as built), eth0 = user-mode networking with the guest's HTTP
+// port forwarded to the host, eth1 = a second NIC on an isolated user
+// network standing in for the mirror port.
+func boot(t *testing.T, img string) *vm {
+	t.Helper()
+	dir := t.TempDir()
+	vars := filepath.Join(dir, "vars.fd")
+	b, err := os.ReadFile(firmwareVars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(vars, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	v := &vm{
+		serialLog: filepath.Join(dir, "serial.log"),
+		httpAddr:  fmt.Sprintf("127.0.0.1:%d", port),
+	}
+	args := []string{
+		"-M", "virt", "-cpu", "cortex-a57", "-m", "1024", "-smp", "2",
+		"-nographic", "-monitor", "none",
+		"-drive", "if=pflash,format=raw,readonly=on,file=" + firmwareCode,
+		"-drive", "if=pflash,format=raw,file=" + vars,
+		"-drive", "file=" + img + ",format=raw,if=none,id=disk,snapshot=on",
+		"-device", "virtio-blk-pci,drive=disk",
+		"-netdev", fmt.Sprintf("user,id=mgmt,hostfwd=tcp:%s-:80", v.httpAddr),
+		"-device", "virtio-net-pci,netdev=mgmt",
+		"-netdev", "user,id=sniff,restrict=on",
+		"-device", "virtio-net-pci,netdev=sniff",
+		"-serial", "file:" + v.serialLog,
+	}
+	v.cmd = exec.Command("qemu-system-aarch64", args...)
+	var stderr bytes.Buffer
+	v.cmd.Stdout = &stderr
+	v.cmd.Stderr = &stderr
+	t.Logf("qemu-system-aarch64 %s", strings.Join(args, " "))
+	v.started = time.Now()
+	if err := v.cmd.Start(); err != nil {
+		t.Fatalf("starting qemu: %v", err)
+	}
+	t.Cleanup(func() {
+		v.cmd.Process.Kill()
+		v.cmd.Wait()
+		if t.Failed() {
+			t.Logf("qemu output:\n%s", stderr.String())
+			t.Logf("serial console (last 60 lines):\n%s", tail(v.serialLog, 60))
+		}
+		if keep := os.Getenv("E2E_KEEP_SERIAL"); keep != "" {
+			if b, err := os.ReadFile(v.serialLog); err == nil {
+				os.WriteFile(keep, b, 0o644)
+			}
+		}
+	})
+	return v
+}
+
+// waitSerial waits until the serial console shows a line matching re.
+func (v *vm) waitSerial(ctx context.Context, re *regexp.Regexp) (string, error) {
+	for {
+		if b, err := os.ReadFile(v.serialLog); err == nil {
+			if m := re.Find(b); m != nil {
+				return string(m), nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("serial console never matched %q: %w", re, ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.ReplaceAll(string(b), "\r", ""), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// httpPassword finds the password gok baked into the image: the URL gok
+// printed into IMAGE.log, else gok's per-host and global password files.
+func httpPassword(img string) (string, error) {
+	if *password != "" {
+		return *password, nil
+	}
+	if b, err := os.ReadFile(img + ".log"); err == nil {
+		if m := regexp.MustCompile(`http://gokrazy:([^@\s]+)@`).FindSubmatch(b); m != nil {
+			return string(m[1]), nil
+		}
+	}
+	cfg, err := os.UserConfigDir()
+	if err != nil {
+		return "", err
+	}
+	for _, p := range []string{
+		filepath.Join(cfg, "gokrazy", "hosts", "sensor", "http-password.txt"),
+		filepath.Join(cfg, "gokrazy", "http-password.txt"),
+	} {
+		if b, err := os.ReadFile(p); err == nil {
+			return strings.TrimSpace(string(b)), nil
+		}
+	}
+	return "", fmt.Errorf("no gokrazy HTTP password for %s: pass -password", img)
+}
+
+// serviceStatus is what gokrazy's /status?path=... answers as JSON.
+type serviceStatus struct {
+	Stopped   bool
+	StartTime time.Time
+	Pid       int
+	Path      string
+	Args      []string
+}
+
+func (v *vm) get(ctx context.Context, pw, path string, accept string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+v.httpAddr+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.SetBasicAuth("gokrazy", pw)
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s: %s", path, resp.Status, b)
+	}
+	return b, err
+}
+
+// serviceLog reads what a service wrote to stream (stdout or stderr). The
+// /log endpoint streams forever, so it reads for a short while only.
+func (v *vm) serviceLog(pw, service, stream string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+v.httpAddr+"/log?path="+service+"&stream="+stream, nil)
+	req.SetBasicAuth("gokrazy", pw)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	var sb strings.Builder
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() && sb.Len() < 64<<10 {
+		sb.WriteString(sc.Text())
+		sb.WriteByte('\n')
+	}
+	return sb.String()
+}
+
+// TestBootSmoke boots the image and waits for the sensor service: gokrazy's
+// init on the serial console, the kernel putting the sniffing interface into
+// promiscuous mode (the sensor opened its capture), then gokrazy's HTTP
+// status for /user/sensor and the sensor's own start-up log line.
+func TestBootSmoke(t *testing.T) {
+	img := requireTools(t)
+	pw, err := httpPassword(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := boot(t, img)
+	ctx, cancel := context.WithTimeout(context.Background(), *bootTimeout)
+	defer cancel()
+
+	if _, err := v.waitSerial(ctx, regexp.MustCompile(`Run /gokrazy/init as init process`)); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kernel started gokrazy init after %v", time.Since(v.started).Round(time.Second))
+
+	promisc := regexp.MustCompile(regexp.QuoteMeta(*sniffIface) + `: entered promiscuous mode`)
+	if _, err := v.waitSerial(ctx, promisc); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("sensor opened its capture on %s after %v", *sniffIface, time.Since(v.started).Round(time.Second))
+
+	var st serviceStatus
+	for {
+		b, err := v.get(ctx, pw, "/status?path=/user/sensor", "application/json")
+		if err == nil {
+			if err := json.Unmarshal(b, &st); err != nil {
+				t.Fatalf("gokrazy status for /user/sensor: %v: %s", err, b)
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("gokrazy HTTP on %s never answered: %v", v.httpAddr, err)
+		}
+		time.Sleep(time.Second)
+	}
+	t.Logf("gokrazy HTTP answered after %v: /user/sensor pid %d args %q",
+		time.Since(v.started).Round(time.Second), st.Pid, st.Args)
+	if st.Stopped {
+		t.Fatalf("gokrazy reports /user/sensor stopped; stderr:\n%s", v.serviceLog(pw, "/user/sensor", "stderr"))
+	}
+
+	stderr := v.serviceLog(pw, "/user/sensor", "stderr")
+	if !strings.Contains(stderr, "sensing interfaces=["+*sniffIface+"]") {
+		t.Fatalf("sensor never logged that it is sensing %s; stderr:\n%s", *sniffIface, stderr)
+	}
+
+	t.Run("StaysUp", func(t *testing.T) {
+		// A sensor that dies is restarted by gokrazy every second or so;
+		// a healthy one keeps its first start.
+		time.Sleep(15 * time.Second)
+		stderr := v.serviceLog(pw, "/user/sensor", "stderr")
+		if n := strings.Count(stderr, "gokrazy: exit status"); n > 0 {
+			t.Errorf("sensor exited %d times since boot; stderr (last lines):\n%s", n, lastLines(stderr, 12))
+			return
+		}
+		t.Logf("sensor stderr after %v:\n%s", time.Since(v.started).Round(time.Second), lastLines(stderr, 8))
+	})
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
