@@ -260,6 +260,12 @@ func TestBootSmoke(t *testing.T) {
 	}
 	t.Logf("kernel started gokrazy init after %v", time.Since(v.started).Round(time.Second))
 
+	// /perm is the fourth partition, formatted ext4 by `make image`;
+	// gokrazy's init mounts it before it starts services.
+	if _, err := v.waitSerial(ctx, regexp.MustCompile(`EXT4-fs \(vda4\): mounted filesystem .* r/w`)); err != nil {
+		t.Fatalf("/perm not mounted read-write: %v", err)
+	}
+
 	promisc := regexp.MustCompile(regexp.QuoteMeta(*sniffIface) + `: entered promiscuous mode`)
 	if _, err := v.waitSerial(ctx, promisc); err != nil {
 		t.Fatal(err)
