@@ -3,65 +3,16 @@ package asset_test
 import (
 	"bytes"
 	"errors"
+	"github.com/passivesensor/sensor/internal/testcorpus"
 	"io"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/passivesensor/sensor/asset"
 	"github.com/passivesensor/sensor/capture"
 	"github.com/passivesensor/sensor/flow"
 )
-
-func corpusFile(t *testing.T, name string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := dir
-	for {
-		c := filepath.Join(dir, "shared", "corpus")
-		if fi, err := os.Stat(c); err == nil && fi.IsDir() {
-			p := filepath.Join(c, name)
-			if _, err := os.Stat(p); err != nil {
-				t.Skipf("corpus file %s not found: %v", p, err)
-			}
-			return p
-		}
-		up := filepath.Dir(dir)
-		if up == dir {
-			t.Skipf("corpus not found at shared/corpus above %s", start)
-		}
-		dir = up
-	}
-}
-
-func tsharkRows(t *testing.T, file, filter string, fields ...string) [][]string {
-	t.Helper()
-	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Skip("tshark not installed: it is the oracle of this test")
-	}
-	args := []string{"-r", file, "-Y", filter, "-T", "fields", "-E", "separator=/t", "-E", "occurrence=l"}
-	for _, f := range fields {
-		args = append(args, "-e", f)
-	}
-	out, err := exec.Command("tshark", args...).Output()
-	if err != nil {
-		t.Fatalf("tshark %v: %v", args, err)
-	}
-	var rows [][]string
-	for _, l := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
-		if l != "" {
-			rows = append(rows, strings.Split(l, "\t"))
-		}
-	}
-	return rows
-}
 
 // internal is the oracle's reading of the default classes.
 func internal(a netip.Addr) bool { return a.IsPrivate() || a.IsLinkLocalUnicast() }
@@ -89,7 +40,7 @@ func TestCorpusRouters(t *testing.T) {
 		"ICS-Pcaps__DNP3__dnp3dataset_capturerem_to_cite_the_paper.pcap",
 		"icsnpp-bacnet__testing__traces__bacnet_example.pcap",
 	} {
-		t.Run(name, func(t *testing.T) { corpusRouters(t, corpusFile(t, name)) })
+		t.Run(name, func(t *testing.T) { corpusRouters(t, testcorpus.File(t, name)) })
 	}
 }
 
@@ -98,7 +49,7 @@ func corpusRouters(t *testing.T, file string) {
 	ipsOf := map[string]map[netip.Addr]bool{}   // internal addresses each MAC sends from
 	counted := map[string]map[netip.Addr]bool{} // what the router rule counts
 	router := map[string]bool{}
-	for _, r := range tsharkRows(t, file, filter, "eth.src", "ip.src", "ipv6.src") {
+	for _, r := range testcorpus.TsharkLast(t, file, filter, "eth.src", "ip.src", "ipv6.src") {
 		for len(r) < 3 {
 			r = append(r, "")
 		}

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"encoding/binary"
+	"github.com/passivesensor/sensor/internal/testcorpus"
 	"time"
 
 	"fmt"
@@ -16,40 +17,6 @@ import (
 	"strings"
 	"testing"
 )
-
-// corpusFile returns the path of a file of the shared corpus of real
-// captures, found by walking up from the package directory, or skips.
-func corpusFile(t testing.TB, name string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := dir
-	for {
-		c := filepath.Join(dir, "shared", "corpus")
-		if fi, err := os.Stat(c); err == nil && fi.IsDir() {
-			p := filepath.Join(c, name)
-			if _, err := os.Stat(p); err != nil {
-				t.Skipf("corpus file %s not found: %v", p, err)
-			}
-			return p
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skipf("corpus not found at shared/corpus in any parent of %s", start)
-		}
-		dir = parent
-	}
-}
-
-// needTshark skips the test when tshark, the oracle, is not installed.
-func needTshark(t testing.TB) {
-	t.Helper()
-	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Skip("tshark not installed: apt-get install -y tshark")
-	}
-}
 
 // tuple is what both the decoder and tshark say about one frame's
 // innermost IP datagram. proto is -1 where tshark does not say it.
@@ -302,10 +269,10 @@ var expectedErrors = map[string]uint64{
 }
 
 func TestDecodeMatchesTshark(t *testing.T) {
-	needTshark(t)
+	testcorpus.NeedTshark(t)
 	files := oracleFiles
 	if os.Getenv("CAPTURE_ALL_CORPUS") != "" {
-		all, _ := filepath.Glob(filepath.Join(filepath.Dir(corpusFile(t, oracleFiles[0])), "*.pcap*"))
+		all, _ := filepath.Glob(filepath.Join(filepath.Dir(testcorpus.File(t, oracleFiles[0])), "*.pcap*"))
 		files = files[:0:0]
 		for _, f := range all {
 			files = append(files, filepath.Base(f))
@@ -313,7 +280,7 @@ func TestDecodeMatchesTshark(t *testing.T) {
 	}
 	for _, name := range files {
 		t.Run(name, func(t *testing.T) {
-			path := corpusFile(t, name)
+			path := testcorpus.File(t, name)
 			st := compareWithTshark(t, path)
 			t.Logf("decode errors %d, fragments %d", st.DecodeErrors, st.Fragments)
 			if st.DecodeErrors != expectedErrors[name] {
@@ -327,12 +294,12 @@ func TestDecodeMatchesTshark(t *testing.T) {
 // as Linux cooked (v1 and v2) and raw IP captures, as a capture on "any" or
 // on a tunnel interface records them, and compares with tshark again.
 func TestCookedAndRawFromCorpus(t *testing.T) {
-	needTshark(t)
+	testcorpus.NeedTshark(t)
 	for _, name := range []string{
 		"Malcolm-PCAP__pcaps__protocols__KRB5.pcap", // IPv4, IPv6, 802.1Q
 		"ICS-Pcaps__BOOTP__packet.pcap",
 	} {
-		path := corpusFile(t, name)
+		path := testcorpus.File(t, name)
 		src, err := OpenFile(path)
 		if err != nil {
 			t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/passivesensor/sensor/internal/testcorpus"
 	"io"
 	"net/netip"
 	"path/filepath"
@@ -441,7 +442,7 @@ func within(s, b []byte) bool {
 }
 
 func BenchmarkDecode(b *testing.B) {
-	path := corpusFile(b, "Malcolm-PCAP__pcaps__protocols__Tunnels.pcap")
+	path := testcorpus.File(b, "Malcolm-PCAP__pcaps__protocols__Tunnels.pcap")
 	src, err := OpenFile(path)
 	if err != nil {
 		b.Fatal(err)
@@ -473,7 +474,7 @@ func BenchmarkDecode(b *testing.B) {
 
 // BenchmarkReadDecode reads a whole file and decodes it, as `sensor -r` does.
 func BenchmarkReadDecode(b *testing.B) {
-	path := corpusFile(b, "ct-samples__Protocols__S7comm__Plant1_S7comm.pcap")
+	path := testcorpus.File(b, "ct-samples__Protocols__S7comm__Plant1_S7comm.pcap")
 	var d Decoder
 	var p Packet
 	frames := 0
@@ -501,7 +502,7 @@ func BenchmarkReadDecode(b *testing.B) {
 // one per link type, so that Wireshark confirms both the frames (ERSPAN III
 // with its platform subheader, QinQ, ...) and what the decoder reads.
 func TestHandBuiltMatchesTshark(t *testing.T) {
-	needTshark(t)
+	testcorpus.NeedTshark(t)
 	byLink := map[LinkType][][]byte{}
 	for _, c := range decodeCases() {
 		byLink[c.link] = append(byLink[c.link], c.frame)

@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"github.com/passivesensor/sensor/internal/testcorpus"
 	"io"
 	"testing"
 	"time"
@@ -64,7 +65,7 @@ func TestDedupWindow(t *testing.T) {
 // TestDedupCorpus runs a real capture through Dedup twice interleaved, as a
 // SPAN mirroring both directions delivers it: every second copy is dropped.
 func TestDedupCorpus(t *testing.T) {
-	src, err := OpenFile(corpusFile(t, "ct-samples__Protocols__S7comm__Plant1_S7comm.pcap"))
+	src, err := OpenFile(testcorpus.File(t, "ct-samples__Protocols__S7comm__Plant1_S7comm.pcap"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/binary"
 	"errors"
+	"github.com/passivesensor/sensor/internal/testcorpus"
 	"io"
 	"os"
 	"os/exec"
@@ -18,7 +19,7 @@ import (
 // on the wire and link type (Wireshark's own numbering).
 func tsharkFrames(t *testing.T, path string) (wireLens []int, encaps []string) {
 	t.Helper()
-	needTshark(t)
+	testcorpus.NeedTshark(t)
 	out, _ := exec.Command("tshark", "-r", path, "-T", "fields", "-e", "frame.len", "-e", "frame.encap_type").Output()
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		f := strings.Split(line, "\t")
@@ -65,7 +66,7 @@ func TestOpenFileMatchesTshark(t *testing.T) {
 		"ct-samples__Protocols__IEC61850__GOOSE__GE---Multilin-UR---Digital-Protection-Relay__GOOSE-and-MMS.pcapng",
 	} {
 		t.Run(name, func(t *testing.T) {
-			path := corpusFile(t, name)
+			path := testcorpus.File(t, name)
 			wantLens, encaps := tsharkFrames(t, path)
 			src, lens, links, err := readAll(t, path)
 			if err != nil {
@@ -99,7 +100,7 @@ func TestOpenFileMatchesTshark(t *testing.T) {
 // TestOpenFileCutShort reads a corpus file whose last record is cut short:
 // the frames before it, then an error naming the file.
 func TestOpenFileCutShort(t *testing.T) {
-	path := corpusFile(t, "ICS-Security-Tools__pcaps__MELSEC__melsoft_129_clean.pcap")
+	path := testcorpus.File(t, "ICS-Security-Tools__pcaps__MELSEC__melsoft_129_clean.pcap")
 	wantLens, _ := tsharkFrames(t, path)
 	src, lens, _, err := readAll(t, path)
 	if err == nil || !strings.Contains(err.Error(), "truncated") || !strings.Contains(err.Error(), path) {
@@ -120,7 +121,7 @@ func TestOpenFileRefusesOthers(t *testing.T) {
 	if _, err := OpenFile(filepath.Join(t.TempDir(), "missing.pcap")); err == nil || !strings.Contains(err.Error(), "missing.pcap") {
 		t.Errorf("missing file: %v", err)
 	}
-	readme := corpusFile(t, "README.md")
+	readme := testcorpus.File(t, "README.md")
 	if _, err := OpenFile(readme); err == nil || !strings.Contains(err.Error(), "README.md") {
 		t.Errorf("a text file: %v", err)
 	}
@@ -138,7 +139,7 @@ func TestOpenFileTruncated(t *testing.T) {
 		"ICS-Pcaps__ARP__arp.pcap",
 		"ICS-Security-Tools__pcaps__s7__snap7_s300_everything.pcapng",
 	} {
-		path := corpusFile(t, name)
+		path := testcorpus.File(t, name)
 		data, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
@@ -220,7 +221,7 @@ func TestOpenFileGzip(t *testing.T) {
 		"ICS-Pcaps__ARP__arp.pcap",
 		"ICS-Security-Tools__pcaps__s7__snap7_s300_everything.pcapng",
 	} {
-		path := corpusFile(t, name)
+		path := testcorpus.File(t, name)
 		data, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)

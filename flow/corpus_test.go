@@ -2,66 +2,15 @@ package flow_test
 
 import (
 	"errors"
+	"github.com/passivesensor/sensor/internal/testcorpus"
 	"io"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/passivesensor/sensor/capture"
 	"github.com/passivesensor/sensor/flow"
 )
-
-// corpusFile returns the path of a shared corpus capture, found by walking
-// up from the package directory, or skips the test.
-func corpusFile(t *testing.T, name string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := dir
-	for {
-		c := filepath.Join(dir, "shared", "corpus")
-		if fi, err := os.Stat(c); err == nil && fi.IsDir() {
-			p := filepath.Join(c, name)
-			if _, err := os.Stat(p); err != nil {
-				t.Skipf("corpus file %s not found: %v", p, err)
-			}
-			return p
-		}
-		up := filepath.Dir(dir)
-		if up == dir {
-			t.Skipf("corpus not found at shared/corpus above %s", start)
-		}
-		dir = up
-	}
-}
-
-func tsharkRows(t *testing.T, file, filter string, fields ...string) [][]string {
-	t.Helper()
-	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Skip("tshark not installed: it is the oracle of this test")
-	}
-	args := []string{"-r", file, "-Y", filter, "-T", "fields", "-E", "separator=/t", "-E", "occurrence=l"}
-	for _, f := range fields {
-		args = append(args, "-e", f)
-	}
-	out, err := exec.Command("tshark", args...).Output()
-	if err != nil {
-		t.Fatalf("tshark %v: %v", args, err)
-	}
-	var rows [][]string
-	for _, l := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
-		if l != "" {
-			rows = append(rows, strings.Split(l, "\t"))
-		}
-	}
-	return rows
-}
 
 // conv names a flow independently of direction.
 func conv(proto string, a, b netip.AddrPort) string {
@@ -78,7 +27,7 @@ func TestCorpusFlows(t *testing.T) {
 		"nDPI__tests__cfgs__default__pcap__1kxun.pcap",
 		"ICS-Pcaps__DNP3__dnp3dataset_capturerem_to_cite_the_paper.pcap",
 	} {
-		t.Run(name, func(t *testing.T) { corpusFlows(t, corpusFile(t, name)) })
+		t.Run(name, func(t *testing.T) { corpusFlows(t, testcorpus.File(t, name)) })
 	}
 }
 
@@ -86,7 +35,7 @@ func corpusFlows(t *testing.T, file string) {
 	const filter = "(tcp || udp) && !icmp && !icmpv6 && !(ip.flags.mf == 1 || ip.frag_offset > 0)"
 	want := map[string]bool{}
 	synClient := map[string]string{}
-	for _, r := range tsharkRows(t, file, filter, "ip.src", "ipv6.src", "ip.dst", "ipv6.dst",
+	for _, r := range testcorpus.TsharkLast(t, file, filter, "ip.src", "ipv6.src", "ip.dst", "ipv6.dst",
 		"tcp.srcport", "tcp.dstport", "udp.srcport", "udp.dstport", "tcp.flags.syn", "tcp.flags.ack") {
 		for len(r) < 10 {
 			r = append(r, "")

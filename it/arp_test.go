@@ -3,6 +3,7 @@ package it
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/passivesensor/sensor/internal/testcorpus"
 	"net/netip"
 	"sort"
 	"strings"
@@ -44,7 +45,7 @@ func TestARPCorpus(t *testing.T) {
 			// (tshark flags those however far apart; a conflict we report
 			// must be one of them).
 			want, wantGrat, wantProbe, dup := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
-			for _, row := range tshark(t, corpusFile(t, name), "arp", "arp.src.proto_ipv4", "arp.src.hw_mac",
+			for _, row := range testcorpus.Tshark(t, testcorpus.File(t, name), "arp", "arp.src.proto_ipv4", "arp.src.hw_mac",
 				"arp.dst.proto_ipv4", "arp.isgratuitous", "arp.isprobe", "arp.duplicate-address-detected") {
 				if row[0] == "" || row[0] == "0.0.0.0" {
 					if row[4] != "" {

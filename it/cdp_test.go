@@ -1,6 +1,7 @@
 package it
 
 import (
+	"github.com/passivesensor/sensor/internal/testcorpus"
 	"strconv"
 	"strings"
 	"testing"
@@ -28,7 +29,7 @@ func TestCDPCorpus(t *testing.T) {
 	for _, name := range cdpCorpus {
 		t.Run(name, func(t *testing.T) {
 			pkts := decodeFile(t, name)
-			rows := tshark(t, corpusFile(t, name), "cdp", fields...)
+			rows := testcorpus.Tshark(t, testcorpus.File(t, name), "cdp", fields...)
 			if len(rows) == 0 {
 				t.Fatalf("tshark reads no CDP in %s", name)
 			}

@@ -1,15 +1,12 @@
 package it
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
+	"github.com/passivesensor/sensor/internal/testcorpus"
 	"io"
 	"net/netip"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/gopacket/gopacket"
@@ -21,76 +18,6 @@ import (
 	"github.com/passivesensor/sensor/flow"
 )
 
-// corpusDir walks up from the package directory to find shared/corpus, the
-// captures made by others, and skips the test when there is none.
-func corpusDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatalf("getwd: %v", err)
-	}
-	start := dir
-	for {
-		c := filepath.Join(dir, "shared", "corpus")
-		if fi, err := os.Stat(c); err == nil && fi.IsDir() {
-			return c
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skipf("corpus not found at shared/corpus in %s or any directory above it", start)
-		}
-		dir = parent
-	}
-}
-
-// corpusFile returns the path of the corpus capture name, skipping the
-// test when it is absent.
-func corpusFile(t testing.TB, name string) string {
-	t.Helper()
-	p := filepath.Join(corpusDir(t), name)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("corpus file not found at %s", p)
-	}
-	return p
-}
-
-// needTshark skips the test when tshark, the oracle, is not installed.
-func needTshark(t testing.TB) {
-	t.Helper()
-	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Skip("tshark not found in PATH: it is the oracle for corpus tests (apt-get install tshark)")
-	}
-}
-
-// tshark runs tshark on file with a display filter and returns the fields
-// asked for, one row per packet.
-func tshark(t testing.TB, file, filter string, fields ...string) [][]string {
-	t.Helper()
-	needTshark(t)
-	args := []string{"-r", file, "-Y", filter, "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=,"}
-	for _, f := range fields {
-		args = append(args, "-e", f)
-	}
-	cmd := exec.Command("tshark", args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	outb, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("tshark %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	var rows [][]string
-	sc := bufio.NewScanner(bytes.NewReader(outb))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		row := strings.Split(sc.Text(), "\t")
-		for len(row) < len(fields) {
-			row = append(row, "")
-		}
-		rows = append(rows, row)
-	}
-	return rows
-}
-
 // readCorpus reads every frame of a corpus capture into dissect.Packets
 // decoded with gopacket (not the sensor's own decoder, which is tested on
 // its own). Frames gopacket cannot read have a nil Packet. UDP packets get
@@ -98,7 +25,7 @@ func tshark(t testing.TB, file, filter string, fields ...string) [][]string {
 // ports 67, the sender). Index i of the result is frame number i+1.
 func readCorpus(t testing.TB, name string) []dissect.Packet {
 	t.Helper()
-	path := corpusFile(t, name)
+	path := testcorpus.File(t, name)
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("read %s: %v", path, err)

@@ -3,6 +3,7 @@ package it
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/passivesensor/sensor/internal/testcorpus"
 	"net"
 	"net/netip"
 	"os"
@@ -98,7 +99,7 @@ func TestDHCPParseCorpus(t *testing.T) {
 	for _, name := range dhcpCorpus {
 		t.Run(name, func(t *testing.T) {
 			pkts := readCorpus(t, name)
-			rows := tshark(t, corpusFile(t, name), "dhcp", dhcpFields...)
+			rows := testcorpus.Tshark(t, testcorpus.File(t, name), "dhcp", dhcpFields...)
 			if len(rows) == 0 {
 				t.Fatalf("tshark reads no DHCP in %s", name)
 			}
@@ -161,7 +162,7 @@ func TestDHCPCorpus(t *testing.T) {
 	for _, name := range dhcpCorpus {
 		t.Run(name, func(t *testing.T) {
 			pkts := readCorpus(t, name)
-			rows := tshark(t, corpusFile(t, name), "dhcp", "dhcp.type", "dhcp.hw.mac_addr", "dhcp.option.dhcp",
+			rows := testcorpus.Tshark(t, testcorpus.File(t, name), "dhcp", "dhcp.type", "dhcp.hw.mac_addr", "dhcp.option.dhcp",
 				"dhcp.option.hostname", "dhcp.option.vendor_class_id", "dhcp.option.request_list_item",
 				"dhcp.ip.your", "dhcp.option.dhcp_server_id", "dhcp.ip.relay", "_ws.malformed", "dhcp.fqdn.name")
 			compared := []string{dissect.AttrHostname, AttrDHCPVendorClass, AttrDHCPParams, dissect.AttrIP, RoleDHCPServer, RoleDHCPRelay}
@@ -449,7 +450,7 @@ func TestDHCPFQDN(t *testing.T) {
 // TestDHCPFQDNTshark writes the option 81 cases in a capture and checks
 // that the names decoded are the ones tshark decodes.
 func TestDHCPFQDNTshark(t *testing.T) {
-	needTshark(t)
+	testcorpus.NeedTshark(t)
 	path := filepath.Join(t.TempDir(), "fqdn.pcap")
 	f, err := os.Create(path)
 	if err != nil {
@@ -477,7 +478,7 @@ func TestDHCPFQDNTshark(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	rows := tshark(t, path, "dhcp", "dhcp.fqdn.name")
+	rows := testcorpus.Tshark(t, path, "dhcp", "dhcp.fqdn.name")
 	if len(rows) != len(cases) {
 		t.Fatalf("tshark reads %d messages, wrote %d", len(rows), len(cases))
 	}

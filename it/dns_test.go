@@ -1,6 +1,7 @@
 package it
 
 import (
+	"github.com/passivesensor/sensor/internal/testcorpus"
 	"net/netip"
 	"strings"
 	"testing"
@@ -35,7 +36,7 @@ func dnsAnswers(t *testing.T, msg []byte) []string {
 func TestDNSCorpus(t *testing.T) {
 	name := "Malcolm-PCAP__pcaps__protocols__DNS.pcap"
 	pkts := decodeFile(t, name)
-	rows := tshark(t, corpusFile(t, name), "dns.flags.response==1 && udp.srcport==53 && !_ws.malformed",
+	rows := testcorpus.Tshark(t, testcorpus.File(t, name), "dns.flags.response==1 && udp.srcport==53 && !_ws.malformed",
 		"frame.number", "dns.count.answers", "dns.resp.type", "dns.resp.name", "dns.a", "ip.src", "ipv6.src", "dns.aaaa")
 	if len(rows) == 0 {
 		t.Fatalf("tshark reads no DNS response in %s", name)
@@ -137,7 +138,7 @@ func atoiOr(s string) int {
 func TestMDNSCorpus(t *testing.T) {
 	name := "nDPI__tests__cfgs__default__pcap__telegram.pcap"
 	pkts := decodeFile(t, name)
-	rows := tshark(t, corpusFile(t, name), "mdns && dns.flags.response==1 && !_ws.malformed",
+	rows := testcorpus.Tshark(t, testcorpus.File(t, name), "mdns && dns.flags.response==1 && !_ws.malformed",
 		"frame.number", "ip.src", "ipv6.src", "dns.resp.type", "dns.resp.name", "dns.a", "dns.aaaa", "dns.txt", "dns.ptr.domain_name")
 	if len(rows) == 0 {
 		t.Fatalf("tshark reads no mDNS response in %s", name)
@@ -238,7 +239,7 @@ func hasAttr(out collect, attr string) bool {
 func TestLLMNRCorpus(t *testing.T) {
 	name := "suricata-verify__tests__smb2-ntlmssp-negotiateflags__input.pcap"
 	pkts := decodeFile(t, name)
-	rows := tshark(t, corpusFile(t, name), "llmnr && !_ws.malformed", "frame.number")
+	rows := testcorpus.Tshark(t, testcorpus.File(t, name), "llmnr && !_ws.malformed", "frame.number")
 	if len(rows) == 0 {
 		t.Fatalf("tshark reads no LLMNR in %s", name)
 	}

@@ -2,6 +2,7 @@ package it
 
 import (
 	"errors"
+	"github.com/passivesensor/sensor/internal/testcorpus"
 	"io"
 	"strconv"
 	"strings"
@@ -19,7 +20,7 @@ import (
 // decoder rejects have a nil Packet.
 func decodeFile(t testing.TB, name string) []dissect.Packet {
 	t.Helper()
-	path := corpusFile(t, name)
+	path := testcorpus.File(t, name)
 	src, err := capture.OpenFile(path)
 	if err != nil {
 		t.Fatalf("open %s: %v", path, err)
@@ -84,7 +85,7 @@ func TestLLDPCorpus(t *testing.T) {
 	for _, name := range lldpCorpus {
 		t.Run(name, func(t *testing.T) {
 			pkts := decodeFile(t, name)
-			rows := tshark(t, corpusFile(t, name), "lldp", fields...)
+			rows := testcorpus.Tshark(t, testcorpus.File(t, name), "lldp", fields...)
 			if len(rows) == 0 {
 				t.Fatalf("tshark reads no LLDP in %s", name)
 			}

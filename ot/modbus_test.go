@@ -3,6 +3,7 @@ package ot
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/passivesensor/sensor/internal/testcorpus"
 	"net"
 	"net/netip"
 	"os"
@@ -90,9 +91,9 @@ type triple struct {
 func TestModbusCorpus(t *testing.T) {
 	for _, name := range modbusCorpus {
 		t.Run(name, func(t *testing.T) {
-			path := corpusFile(t, name)
+			path := testcorpus.File(t, name)
 			want := map[triple]bool{}
-			for _, r := range tshark(t, path, "modbus && mbtcp && tcp.dstport==502", "ip.dst", "mbtcp.unit_id", "modbus.func_code") {
+			for _, r := range testcorpus.Tshark(t, path, "modbus && mbtcp && tcp.dstport==502", "ip.dst", "mbtcp.unit_id", "modbus.func_code") {
 				units, fcs := strings.Split(r[1], ","), strings.Split(r[2], ",")
 				if len(units) != len(fcs) {
 					t.Fatalf("tshark row %q: %d unit ids for %d function codes", r, len(units), len(fcs))
@@ -259,7 +260,7 @@ func writePcap(t *testing.T, cli, srv netip.AddrPort, segs []seg) string {
 // reads it with the sensor's pipeline and compares the identity learnt
 // with the object values tshark reads.
 func TestModbusDeviceIDTshark(t *testing.T) {
-	needTshark(t)
+	testcorpus.NeedTshark(t)
 	resp := devIDResponse(7, 1,
 		objVendorName, "Schneider Electric",
 		objProductCode, "BMX P34 2020",
@@ -272,7 +273,7 @@ func TestModbusDeviceIDTshark(t *testing.T) {
 		{false, adu(7, 1, fcMEI, meiDeviceID, 1, 0)},
 		{true, resp},
 	})
-	rows := tshark(t, path, "modbus.object_str_value", "modbus.object_str_value")
+	rows := testcorpus.Tshark(t, path, "modbus.object_str_value", "modbus.object_str_value")
 	if len(rows) != 1 {
 		t.Fatalf("tshark: %d rows with object values, want 1", len(rows))
 	}
@@ -594,7 +595,7 @@ func TestAll(t *testing.T) {
 	if a[0] == b[0] {
 		t.Error("two calls of All share the Modbus instance")
 	}
-	out := runFile(t, corpusFile(t, "ICS-Pcaps__LocalPCAP__modbusAnalog.pcap"), All()...)
+	out := runFile(t, testcorpus.File(t, "ICS-Pcaps__LocalPCAP__modbusAnalog.pcap"), All()...)
 	claimed := 0
 	for _, o := range out {
 		if o.Attr == dissect.AttrProtocol && o.Value == "modbus" {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"github.com/passivesensor/sensor/internal/testcorpus"
 	"io"
 	"testing"
 	"time"
@@ -38,7 +39,7 @@ func (m *memSource) Close() error         { return nil }
 func loadFrames(b *testing.B) []capture.Frame {
 	var frames []capture.Frame
 	for _, name := range benchFiles {
-		src, err := capture.OpenFile(corpus(b, name))
+		src, err := capture.OpenFile(testcorpus.File(b, name))
 		if err != nil {
 			b.Fatal(err)
 		}

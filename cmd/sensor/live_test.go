@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"github.com/passivesensor/sensor/internal/testcorpus"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,7 +76,7 @@ func buildSensor(t *testing.T) string {
 // run on the capture replayed into it, and never transmits on that
 // interface.
 func TestLiveSameAsOffline(t *testing.T) {
-	file := corpus(t, "ICS-Pcaps__COTP__cotp.pcap")
+	file := testcorpus.File(t, "ICS-Pcaps__COTP__cotp.pcap")
 	offline := runFile(t, file)
 	want := pairs(offline)
 	bin := buildSensor(t)

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/binary"
+	"github.com/passivesensor/sensor/internal/testcorpus"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -18,54 +16,6 @@ import (
 	"github.com/passivesensor/sensor/asset"
 	"github.com/passivesensor/sensor/capture"
 )
-
-// corpus returns the path of a capture in ../shared/corpus, skipping the
-// test with a clear message when the corpus is not beside the repository.
-func corpus(t testing.TB, name string) string {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for d := dir; ; d = filepath.Dir(d) {
-		p := filepath.Join(d, "..", "shared", "corpus", name)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	t.Skipf("corpus capture %s not found in ../shared/corpus beside the repository", name)
-	return ""
-}
-
-func needTshark(t testing.TB) {
-	t.Helper()
-	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Skip("tshark not installed (make deps): it is the oracle for this test")
-	}
-}
-
-// tshark returns the lines of tshark -T fields for the filter and fields.
-func tshark(t testing.TB, file, filter string, fields ...string) [][]string {
-	t.Helper()
-	args := []string{"-r", file, "-T", "fields", "-E", "separator=/t", "-E", "occurrence=l"}
-	if filter != "" {
-		args = append(args, "-Y", filter)
-	}
-	for _, f := range fields {
-		args = append(args, "-e", f)
-	}
-	out, err := exec.Command("tshark", args...).Output()
-	if err != nil {
-		t.Fatalf("tshark %v: %v", args, err)
-	}
-	var rows [][]string
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		rows = append(rows, strings.Split(sc.Text(), "\t"))
-	}
-	return rows
-}
 
 func runFile(t testing.TB, path string) Report {
 	t.Helper()
@@ -119,7 +69,7 @@ func oraclePairs(t testing.TB, file string) map[string]bool {
 	byMAC := map[string]map[string]bool{}
 	router := map[string]bool{}
 	stated := map[string]bool{}
-	frames := tshark(t, file, "(ip || ipv6) && !icmp && !icmpv6 && !(ip.flags.mf == 1 || ip.frag_offset > 0) && (tcp || udp)", "eth.src", "ip.src", "ipv6.src")
+	frames := testcorpus.TsharkLast(t, file, "(ip || ipv6) && !icmp && !icmpv6 && !(ip.flags.mf == 1 || ip.frag_offset > 0) && (tcp || udp)", "eth.src", "ip.src", "ipv6.src")
 	for _, r := range frames {
 		if len(r) < 3 || r[0] == "" {
 			continue
@@ -140,19 +90,19 @@ func oraclePairs(t testing.TB, file string) map[string]bool {
 		}
 		byMAC[r[0]][src] = true
 	}
-	for _, r := range tshark(t, file, "arp && arp.src.proto_ipv4 != 0.0.0.0", "arp.src.hw_mac", "arp.src.proto_ipv4") {
+	for _, r := range testcorpus.TsharkLast(t, file, "arp && arp.src.proto_ipv4 != 0.0.0.0", "arp.src.hw_mac", "arp.src.proto_ipv4") {
 		if len(r) == 2 && inv(r[1]) {
 			stated[r[1]+" "+r[0]] = true
 		}
 	}
-	for _, r := range tshark(t, file, "dhcp.option.dhcp == 5 && dhcp.ip.your != 0.0.0.0", "dhcp.hw.mac_addr", "dhcp.ip.your") {
+	for _, r := range testcorpus.TsharkLast(t, file, "dhcp.option.dhcp == 5 && dhcp.ip.your != 0.0.0.0", "dhcp.hw.mac_addr", "dhcp.ip.your") {
 		if len(r) == 2 && inv(r[1]) {
 			stated[r[1]+" "+r[0]] = true
 		}
 	}
 	// LLDP states a management address for the chassis; the chassis is
 	// the frame's sender when its id is not a MAC.
-	for _, r := range tshark(t, file, "lldp.mgn.addr.ip4", "lldp.chassis.id.mac", "eth.src", "lldp.mgn.addr.ip4") {
+	for _, r := range testcorpus.TsharkLast(t, file, "lldp.mgn.addr.ip4", "lldp.chassis.id.mac", "eth.src", "lldp.mgn.addr.ip4") {
 		if len(r) == 3 && inv(r[2]) {
 			m := r[0]
 			if m == "" {
@@ -221,10 +171,10 @@ var pairFiles = []string{
 // The (IP, MAC) pairs the sensor reports are the ones Wireshark reads from
 // the same frames, under the rule that a router's MAC is not its hosts'.
 func TestIPMACPairsMatchWireshark(t *testing.T) {
-	needTshark(t)
+	testcorpus.NeedTshark(t)
 	for _, name := range pairFiles {
 		t.Run(name, func(t *testing.T) {
-			f := corpus(t, name)
+			f := testcorpus.File(t, name)
 			got := pairs(runFile(t, f))
 			want := oraclePairs(t, f)
 			if d := diff(want, got); d != "" {
@@ -236,7 +186,7 @@ func TestIPMACPairsMatchWireshark(t *testing.T) {
 
 // DHCP hostnames reported per MAC are the ones the clients sent.
 func TestDHCPHostnamesMatchWireshark(t *testing.T) {
-	needTshark(t)
+	testcorpus.NeedTshark(t)
 	for _, name := range []string{
 		"ICS-Pcaps__DHCP__dhcp_client.pcap",
 		"ICS-Pcaps__BOOTP__packet.pcap",
@@ -244,9 +194,9 @@ func TestDHCPHostnamesMatchWireshark(t *testing.T) {
 		"ICS-Pcaps__LocalPCAP__ModbusFloat.pcap",
 	} {
 		t.Run(name, func(t *testing.T) {
-			f := corpus(t, name)
+			f := testcorpus.File(t, name)
 			want := map[string]map[string]bool{}
-			for _, r := range tshark(t, f, "dhcp.option.hostname", "dhcp.hw.mac_addr", "dhcp.option.hostname") {
+			for _, r := range testcorpus.TsharkLast(t, f, "dhcp.option.hostname", "dhcp.hw.mac_addr", "dhcp.option.hostname") {
 				if len(r) == 2 {
 					if want[r[0]] == nil {
 						want[r[0]] = map[string]bool{}
@@ -417,7 +367,7 @@ func tunnel(frame []byte, greProto uint16, hdr []byte) []byte {
 // A mirror that arrives tagged or tunnelled gives the same inventory and
 // traffic as the frames it carries.
 func TestEncapsulationGivesSameInventory(t *testing.T) {
-	base := corpus(t, "ICS-Pcaps__COTP__cotp.pcap")
+	base := testcorpus.File(t, "ICS-Pcaps__COTP__cotp.pcap")
 	want := runFile(t, base)
 	erspan2 := []byte{0x10, 0x64, 0x00, 0x01, 0, 0, 0, 0}             // ver 1, VLAN 100, session 1
 	erspan3 := []byte{0x20, 0x64, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0} // ver 2, no platform subheader
@@ -453,7 +403,7 @@ func TestEncapsulationGivesSameInventory(t *testing.T) {
 // wire: the web traffic that follows the lookup is the group's, and an
 // address nobody looked up stays External.
 func TestMonitoredFQDNFromDNSAnswers(t *testing.T) {
-	f := corpus(t, "Malcolm-PCAP__pcaps__protocols__DNS.pcap")
+	f := testcorpus.File(t, "Malcolm-PCAP__pcaps__protocols__DNS.pcap")
 	cfg := filepath.Join(t.TempDir(), "classes.json")
 	os.WriteFile(cfg, []byte(`{"inventoried":[{"prefix":"192.168.0.0/16"},{"prefix":"172.16.0.0/12"},{"prefix":"10.0.0.0/8"}],
 		"monitored_external":[{"name":"wireshark","fqdns":["wireshark.org"]}]}`), 0o644)
