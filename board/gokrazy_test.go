@@ -1,0 +1,50 @@
+package board
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestGokrazyInstancesSniffProfile checks that each gokrazy instance starts
+// the sensor on the sniffing interfaces its board profile names, and puts
+// the console on the profile's serial port, so the image and the profile
+// cannot drift apart.
+func TestGokrazyInstancesSniffProfile(t *testing.T) {
+	instances := map[string]string{"arm64": "arm64-efi", "rpi4": "rpi4"}
+	for dir, name := range instances {
+		t.Run(dir, func(t *testing.T) {
+			path := filepath.Join("..", "gokrazy", dir, "config.json")
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("instance config: %v", err)
+			}
+			var cfg struct {
+				SerialConsole string
+				PackageConfig map[string]struct{ CommandLineFlags []string }
+			}
+			if err := json.Unmarshal(b, &cfg); err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			p, err := Lookup(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			flags := cfg.PackageConfig["github.com/passivesensor/sensor/cmd/sensor"].CommandLineFlags
+			i := slices.Index(flags, "-i")
+			if i < 0 || i+1 >= len(flags) {
+				t.Fatalf("%s: sensor has no -i flag: %q", path, flags)
+			}
+			if got, want := flags[i+1], strings.Join(p.Sniff, ","); got != want {
+				t.Errorf("%s: sensor sniffs %q, profile %q says %q", path, got, name, want)
+			}
+			console, _, _ := strings.Cut(cfg.SerialConsole, ",")
+			if console != "disabled" && "/dev/"+console != p.Serial {
+				t.Errorf("%s: serial console %q, profile %q says %q", path, cfg.SerialConsole, name, p.Serial)
+			}
+		})
+	}
+}
