@@ -38,7 +38,9 @@ image: image-deps
 	@test -f gokrazy/$(BOARD)/config.json || { echo "no gokrazy instance config gokrazy/$(BOARD)/config.json"; exit 1; }
 	@mkdir -p $(dir $(IMAGE))
 	rm -f $(IMAGE)
-	$(GOK) overwrite --full $(IMAGE) --target_storage_bytes=$(IMAGE_BYTES) 2>&1 | tee $(IMAGE).log
+	$(GOK) overwrite --full $(IMAGE) --target_storage_bytes=$(IMAGE_BYTES) > $(IMAGE).log 2>&1 || \
+		{ cat $(IMAGE).log; echo "gok failed: see $(IMAGE).log"; exit 1; }
+	@grep -v "^\s*$$" $(IMAGE).log | tail -n 25
 	@line=$$(grep -o 'mkfs.ext4 -F -E offset=[0-9]* [^ ]* [0-9]*' $(IMAGE).log | tail -1); \
 	if [ -z "$$line" ]; then echo "gok did not report where /perm starts (see $(IMAGE).log)"; exit 1; fi; \
 	set -- $$line; off=$${4#offset=}; kb=$$6; \
