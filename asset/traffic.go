@@ -16,6 +16,8 @@ const DefaultMaxTrafficRecords = 100000
 const (
 	IDMulticast = "multicast"
 	IDBroadcast = "broadcast"
+	// IDUnspecified stands for hosts sending from 0.0.0.0 or ::.
+	IDUnspecified = "unspecified"
 )
 
 // Traffic aggregates flows per reporting interval by (client IP, server IP,
@@ -130,6 +132,10 @@ func (inv *Inventory) trafficSide(ip netip.Addr, mac capture.MAC) (netip.Addr, s
 		return ip, IDMulticast
 	case ip == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
 		return ip, IDBroadcast
+	case ip.IsUnspecified():
+		// Hosts with no address yet (DHCP clients): records are keyed by
+		// address, so several such hosts share one and no MAC names it.
+		return ip, IDUnspecified
 	}
 	inv.mu.Lock()
 	defer inv.mu.Unlock()

@@ -84,3 +84,25 @@ func TestTrafficBound(t *testing.T) {
 		t.Errorf("next interval %+v, want the held-back flow", recs)
 	}
 }
+
+// Hosts sending from 0.0.0.0 (DHCP clients) are not taken for the External
+// asset, nor for whichever MAC sent first.
+func TestTrafficSideUnspecified(t *testing.T) {
+	inv := NewInventory(DefaultClasses())
+	m := capture.MAC{0x00, 0x90, 0xe8, 1, 2, 3}
+	for _, c := range []struct {
+		ip   string
+		mac  capture.MAC
+		want string
+	}{
+		{"0.0.0.0", m, IDUnspecified},
+		{"0.0.0.0", capture.MAC{}, IDUnspecified},
+		{"::", m, IDUnspecified},
+		{"255.255.255.255", m, IDBroadcast},
+		{"203.0.113.9", m, IDExternal},
+	} {
+		if _, got := inv.trafficSide(netip.MustParseAddr(c.ip), c.mac); got != c.want {
+			t.Errorf("%s from %s: asset %q, want %q", c.ip, c.mac, got, c.want)
+		}
+	}
+}
