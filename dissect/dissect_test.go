@@ -16,6 +16,7 @@ type fake struct {
 	wants   Wants
 	handled int
 	probed  int
+	emit    bool // Handle emits one observation
 }
 
 func (f *fake) Name() string { return f.name }
@@ -24,7 +25,12 @@ func (f *fake) Probe(p *Packet) bool {
 	f.probed++
 	return bytes.HasPrefix(p.Payload, []byte(f.magic))
 }
-func (f *fake) Handle(p *Packet, out Sink) { f.handled++ }
+func (f *fake) Handle(p *Packet, out Sink) {
+	f.handled++
+	if f.emit {
+		out.Observe(Observation{Attr: "fake.seen", Value: f.name})
+	}
+}
 
 type obs []Observation
 
@@ -90,7 +96,7 @@ func TestRegistryHeuristic(t *testing.T) {
 // Frames without a flow go by EtherType, and packets without payload are
 // not offered (save the handshake to those that ask for it).
 func TestRegistryEtherTypeAndHandshake(t *testing.T) {
-	arp := &fake{name: "arp", wants: Wants{EtherTypes: []uint16{0x0806}}}
+	arp := &fake{name: "arp", wants: Wants{EtherTypes: []uint16{0x0806}}, emit: true}
 	syn := &fake{name: "p0f", magic: "zz", wants: Wants{TCPHandshake: true}}
 	r := NewRegistry(arp, syn)
 	var o obs
@@ -100,8 +106,15 @@ func TestRegistryEtherTypeAndHandshake(t *testing.T) {
 	if arp.handled != 1 || arp.probed != 1 {
 		t.Fatalf("arp probed %d handled %d, want 1 and 1", arp.probed, arp.handled)
 	}
-	if len(o) != 1 || o[0].Attr != AttrProtocol || o[0].MAC != src || o[0].Value != "arp" {
-		t.Fatalf("link-layer protocol observation %+v, want arp from %s", o, src)
+	if len(o) != 2 || o[1].Attr != AttrProtocol || o[1].MAC != src || o[1].Value != "arp" {
+		t.Fatalf("observations %+v, want the dissector's then arp from %s", o, src)
+	}
+	// A frame the dissector has nothing new about does not repeat the
+	// protocol to the inventory.
+	arp.emit = false
+	r.Dispatch(&Packet{Packet: &capture.Packet{HasEth: true, SrcMAC: src, EtherType: 0x0806}}, &o)
+	if len(o) != 2 {
+		t.Fatalf("protocol repeated for a frame without news: %+v", o[2:])
 	}
 	o = nil
 	f := newFlow(80)

@@ -27,6 +27,18 @@ type Registry struct {
 	heuristic []int16
 	handshake []int16
 	MaxTries  uint8
+	counted   countingSink // reused for link-layer frames
+}
+
+// countingSink passes observations on and counts them.
+type countingSink struct {
+	out Sink
+	n   int
+}
+
+func (c *countingSink) Observe(o Observation) {
+	c.n++
+	c.out.Observe(o)
 }
 
 // NewRegistry returns a registry holding ds, in order of precedence.
@@ -91,10 +103,13 @@ func (r *Registry) Dispatch(p *Packet, out Sink) {
 		for _, id := range cands {
 			d := r.ds[id-1]
 			if d.Probe(p) {
-				d.Handle(p, out)
-				if !p.HasIP() && p.HasEth {
+				r.counted = countingSink{out: out}
+				d.Handle(p, &r.counted)
+				if r.counted.n > 0 && !p.HasIP() && p.HasEth {
 					// A link-layer protocol is never routed: the frame's
-					// source is the device speaking it.
+					// source is the device speaking it. Said only when the
+					// dissector had news, which it rate-limits itself, so
+					// the inventory is not locked per frame.
 					out.Observe(Observation{Time: p.Time, MAC: p.SrcMAC, Attr: AttrProtocol, Value: d.Name(), Protocol: d.Name()})
 				}
 			}
