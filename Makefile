@@ -4,7 +4,14 @@
 GO       ?= go
 PKGS     := ./...
 OUT      := out
-APT_PKGS := tshark tcpreplay iproute2 socat
+# Tools the tests use, as command:package. Add one line per tool.
+TEST_TOOLS := \
+	tshark:tshark \
+	tcpreplay:tcpreplay \
+	ip:iproute2 \
+	socat:socat \
+	plink:putty-tools \
+	dnsmasq:dnsmasq
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all build test demo demo-data bench bench-compare fuzz deps vet
@@ -12,12 +19,14 @@ SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 all: build test
 
 # deps installs the Debian tools the tests use (tshark as the oracle,
-# tcpreplay and iproute2 for live capture in network namespaces).
+# tcpreplay and iproute2 for live capture in network namespaces, plink for
+# the serial console, dnsmasq as the DHCP server of the netcfg tests).
 deps:
-	@missing=""; for c in tshark tcpreplay ip socat; do command -v $$c >/dev/null || missing=1; done; \
+	@missing=""; for t in $(TEST_TOOLS); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
 	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
 		$(SUDO) apt-get update -q && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(APT_PKGS); \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; \
 	fi
 
 # build proves the tree builds without cgo for both targets the product ships.

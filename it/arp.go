@@ -318,3 +318,5 @@ func virtualRouterMAC(m capture.MAC) bool {
 	}
 	return false
 }
+
+func init() { register(10, "arp", func() dissect.Dissector { return NewARP() }) }

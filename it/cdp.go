@@ -337,3 +337,5 @@ func cdpCapsList(buf []byte, caps uint32) string {
 	}
 	return string(buf)
 }
+
+func init() { register(40, "cdp", func() dissect.Dissector { return NewCDP() }) }

@@ -582,3 +582,5 @@ func msgTypeName(t uint8) string {
 	}
 	return strconv.Itoa(int(t))
 }
+
+func init() { register(20, "dhcp", func() dissect.Dissector { return NewDHCP() }) }

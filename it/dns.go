@@ -604,3 +604,9 @@ func (s *svcSet) appendSorted(dst []byte) []byte {
 	}
 	return dst
 }
+
+func init() {
+	register(50, "dns", func() dissect.Dissector { return NewDNS() })
+	register(51, "mdns", func() dissect.Dissector { return NewMDNS() })
+	register(52, "llmnr", func() dissect.Dissector { return NewLLMNR() })
+}

@@ -415,3 +415,5 @@ func (a *advertisers) fresh(mac capture.MAC, sum uint64, now, refresh int64) boo
 	a.m[k] = now
 	return true
 }
+
+func init() { register(30, "lldp", func() dissect.Dissector { return NewLLDP() }) }

@@ -644,3 +644,5 @@ func (m *Modbus) emit(p *dissect.Packet, out dissect.Sink, ip netip.Addr, attr, 
 		Peer:     peer,
 	})
 }
+
+func init() { register(10, "modbus", func() dissect.Dissector { return NewModbus() }) }

@@ -71,5 +71,8 @@ func Generate() ([]byte, error) {
 
 	s1.Close()
 	s2.Close()
+
+	// Every other protocol's scene, each in its own file.
+	playScenes(wr)
 	return wr.buf.Bytes(), wr.err
 }
