@@ -133,3 +133,35 @@ type Dissector interface {
 	// emits what it learns.
 	Handle(p *Packet, out Sink)
 }
+
+// Device classes (AttrClass values). A dissector states a class only when
+// the protocol itself says what the device is (a CIP device type, LLDP
+// capabilities, a BACnet device object); the inventory also derives classes
+// from roles, ports and fingerprints.
+const (
+	ClassPLC         = "plc"          // programmable controller
+	ClassRTU         = "rtu"          // remote terminal unit, outstation
+	ClassHMI         = "hmi"          // operator panel or SCADA client
+	ClassEngineering = "engineering"  // engineering workstation
+	ClassHistorian   = "historian"    // data historian, SCADA server
+	ClassDrive       = "drive"        // motor drive, inverter
+	ClassIO          = "io"           // remote I/O, coupler, gateway module
+	ClassRelay       = "relay"        // protection relay, IED
+	ClassMeter       = "meter"        // power or flow meter
+	ClassSensor      = "sensor"       // field instrument
+	ClassBMS         = "bms"          // building controller
+	ClassRobot       = "robot"        // robot controller
+	ClassSafety      = "safety"       // safety controller
+	ClassSwitch      = "switch"       // network switch, bridge
+	ClassRouter      = "router"       // router, gateway
+	ClassFirewall    = "firewall"     // firewall
+	ClassAccessPoint = "access-point" // wireless access point
+	ClassWorkstation = "workstation"  // desktop or laptop
+	ClassServer      = "server"       // general-purpose server
+	ClassPrinter     = "printer"      // printer, multifunction device
+	ClassCamera      = "camera"       // IP camera, video recorder
+	ClassPhone       = "phone"        // IP phone
+	ClassMobile      = "mobile"       // phone or tablet
+	ClassIoT         = "iot"          // other embedded device
+	ClassMedical     = "medical"      // medical device
+)
