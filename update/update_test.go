@@ -1,0 +1,354 @@
+package update
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+)
+
+// setup serves new's artefact and returns a world running old with the
+// manifest ordering new.
+func setup(t *testing.T, old, new release, cutAt int, seed uint64) (*world, *Installer, Manifest) {
+	t.Helper()
+	w := newWorld(t, old, cutAt, seed)
+	w.releases[new.version] = new
+	data, _ := new.artefact(testBoard, "")
+	srv := serve(t, map[string][]byte{"/sensor-" + new.version + ".upd": data})
+	_, m := new.artefact(testBoard, srv.URL+"/sensor-"+new.version+".upd")
+	in := w.installer(old.version, &Fetcher{Client: srv.Client(), Dir: filepath.Join(w.perm, "update", "staging")})
+	return w, in, m
+}
+
+func bootInto(t *testing.T, w *world, want string) Slot {
+	t.Helper()
+	v, s, err := w.firmware()
+	if err != nil {
+		t.Fatalf("box does not come back: %v", err)
+	}
+	if v != want {
+		t.Fatalf("booted version %s from slot %s, want %s", v, s, want)
+	}
+	return s
+}
+
+func TestHealthyTrialCommits(t *testing.T) {
+	old, new, newer := newRelease("1.0.0", 300_000), newRelease("1.1.0", 320_000), newRelease("1.2.0", 310_000)
+	w, in, m := setup(t, old, new, 0, 1)
+	var steps []string
+	in.Report = func(s Step) { steps = append(steps, s.Phase) }
+	if err := in.Install(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	// Armed but not rebooted: settling now must not judge the trial.
+	if err := in.AfterBoot(context.Background(), 0, noHealthCheck); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := in.LoadState(); st.Phase != PhaseArmed {
+		t.Fatalf("state before the reboot: %s, want armed", st.Phase)
+	}
+	if s := bootInto(t, w, "1.1.0"); s != SlotB {
+		t.Fatalf("trial booted slot %s", s)
+	}
+	in2 := w.installer("1.1.0", in.Fetch)
+	in2.Report = in.Report
+	if err := in2.AfterBoot(context.Background(), 0, noHealthCheck); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{PhaseDownloading, PhaseVerified, PhaseWriting, PhaseArmed, PhaseTrial, PhaseCommitted}
+	if fmt.Sprint(steps) != fmt.Sprint(want) {
+		t.Fatalf("reported steps %v, want %v", steps, want)
+	}
+	// Committed: every later boot is the new version.
+	bootInto(t, w, "1.1.0")
+	bootInto(t, w, "1.1.0")
+	if !bytes.Equal(w.esp.files[KernelPath(SlotA, DefaultKernel)], old.kernel) {
+		t.Fatal("the old slot's kernel was touched")
+	}
+
+	// The next update goes to slot A, never the running slot B.
+	w.releases[newer.version] = newer
+	data, _ := newer.artefact(testBoard, "")
+	srv := serve(t, map[string][]byte{"/u": data})
+	_, m3 := newer.artefact(testBoard, srv.URL+"/u")
+	in3 := w.installer("1.1.0", &Fetcher{Client: srv.Client(), Dir: in.Fetch.Dir})
+	if err := in3.Install(context.Background(), m3); err != nil {
+		t.Fatal(err)
+	}
+	if s := bootInto(t, w, "1.2.0"); s != SlotA {
+		t.Fatalf("second update booted slot %s, want a", s)
+	}
+}
+
+func TestUnhealthyTrialRollsBack(t *testing.T) {
+	old, new := newRelease("1.0.0", 300_000), newRelease("1.1.0", 300_000)
+	w, in, m := setup(t, old, new, 0, 2)
+	if err := in.Install(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	bootInto(t, w, "1.1.0")
+	trial := w.installer("1.1.0", in.Fetch)
+	err := trial.AfterBoot(context.Background(), 0, func(context.Context) error { return errors.New("sensor restarted 3 times") })
+	if !errors.Is(err, ErrRollback) {
+		t.Fatalf("unhealthy trial: %v, want ErrRollback", err)
+	}
+	// The caller reboots; the one-shot is spent, the old slot starts.
+	bootInto(t, w, "1.0.0")
+	back := w.installer("1.0.0", in.Fetch)
+	var got []Step
+	back.Report = func(s Step) { got = append(got, s) }
+	if err := back.AfterBoot(context.Background(), 0, noHealthCheck); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := back.LoadState()
+	if st.Phase != PhaseRolledBack || st.Version != "1.1.0" {
+		t.Fatalf("state after rollback %+v", st)
+	}
+	bootInto(t, w, "1.0.0")
+}
+
+// A trial whose kernel panics or hangs until the watchdog resets the box
+// never runs AfterBoot: the next power-on takes the default entry.
+func TestTrialThatNeverComesUpFallsBack(t *testing.T) {
+	old, new := newRelease("1.0.0", 300_000), newRelease("1.1.0", 300_000)
+	w, in, m := setup(t, old, new, 0, 3)
+	if err := in.Install(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	bootInto(t, w, "1.1.0") // the trial starts ... and panics: reset
+	bootInto(t, w, "1.0.0")
+	back := w.installer("1.0.0", in.Fetch)
+	var got []Step
+	back.Report = func(s Step) { got = append(got, s) }
+	if err := back.AfterBoot(context.Background(), 0, noHealthCheck); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Phase != PhaseRolledBack || got[0].Version != "1.1.0" {
+		t.Fatalf("reported %+v, want one rolled-back step for 1.1.0", got)
+	}
+	// The box can update again.
+	if err := back.Install(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	bootInto(t, w, "1.1.0")
+}
+
+func TestRefusedUpdatesWriteNothing(t *testing.T) {
+	old, new := newRelease("2.0.0", 200_000), newRelease("2.1.0", 200_000)
+	other := newRelease("1.9.0", 200_000)
+	cases := []struct {
+		name   string
+		change func(m *Manifest, served *[]byte)
+		want   error
+	}{
+		{"bad signature", func(m *Manifest, _ *[]byte) { m.URL += "?x" }, ErrSignature},
+		{"forged signature", func(m *Manifest, _ *[]byte) {
+			m.Signature = "AAAA" + m.Signature[4:]
+		}, ErrSignature},
+		{"wrong hash", func(_ *Manifest, served *[]byte) { (*served)[100] ^= 1 }, ErrHash},
+		{"truncated artefact", func(_ *Manifest, served *[]byte) { *served = (*served)[:1000] }, nil},
+		{"another board", func(m *Manifest, _ *[]byte) { m.Board = "rpi4"; m.Sign(testKey) }, ErrBoard},
+		{"downgrade not ordered", func(m *Manifest, served *[]byte) {
+			*served, *m = other.artefact(testBoard, m.URL)
+		}, ErrVersion},
+		{"downgrade below floor", func(m *Manifest, served *[]byte) {
+			*served, *m = other.artefact(testBoard, m.URL)
+			m.Downgrade, m.Floor = true, "2.0.0"
+			m.Sign(testKey)
+		}, ErrVersion},
+		{"same version", func(m *Manifest, _ *[]byte) { m.Version = "2.0.0"; m.Sign(testKey) }, ErrVersion},
+		{"part outside artefact", func(m *Manifest, _ *[]byte) { m.Parts[1].Size = m.Size; m.Sign(testKey) }, ErrManifest},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w := newWorld(t, old, 0, 4)
+			served, _ := new.artefact(testBoard, "")
+			var url string
+			srv := serve(t, map[string][]byte{"/u": nil})
+			url = srv.URL + "/u"
+			_, m := new.artefact(testBoard, url)
+			c.change(&m, &served)
+			srv.Config.Handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+				http.ServeContent(rw, r, "u", timeZero, bytes.NewReader(served))
+			})
+			in := w.installer("2.0.0", &Fetcher{Client: srv.Client(), Dir: filepath.Join(w.perm, "staging")})
+			err := in.Install(context.Background(), m)
+			if err == nil || (c.want != nil && !errors.Is(err, c.want)) {
+				t.Fatalf("Install: %v, want %v", err, c.want)
+			}
+			if w.pw.ops != 0 {
+				t.Fatalf("%d writes to the disk, boot partition or firmware variables", w.pw.ops)
+			}
+			if _, ok := w.esp.files[entryDir+EntryName(SlotB)]; ok {
+				t.Fatal("slot B entry written")
+			}
+			st, _ := in.LoadState()
+			if st.Phase != PhaseFailed || st.Detail == "" {
+				t.Fatalf("state %+v, want failed with a reason", st)
+			}
+			bootInto(t, w, "2.0.0")
+		})
+	}
+}
+
+// Cut the power at every durable operation of an install (tearing the
+// write in progress and dropping unflushed writes at random): the box
+// always comes back, on the old version, or on the new one only when the
+// trial had been armed (after the slot was verified).
+func TestPowerCutDuringInstall(t *testing.T) {
+	old, new := newRelease("1.0.0", 300_000), newRelease("1.1.0", 290_000)
+	w, in, m := setup(t, old, new, 0, 5)
+	if err := in.Install(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	total := w.pw.ops
+	if total < 10 {
+		t.Fatalf("only %d durable operations: the test would prove little", total)
+	}
+	t.Logf("an install is %d durable operations; cutting at each", total)
+	seeds := 3
+	if testing.Short() {
+		seeds = 1
+	}
+	for cut := 1; cut <= total; cut++ {
+		for seed := range seeds {
+			w, in, m := setup(t, old, new, cut, uint64(seed*1000+cut))
+			err := in.Install(context.Background(), m)
+			armed := w.vars.vars[varEntryOneShot] == EntryName(SlotB)
+			if err == nil && cut <= total {
+				// The cut hit the last operation after it took effect.
+				if !armed {
+					t.Fatalf("cut at %d/%d: Install succeeded but nothing armed", cut, total)
+				}
+			}
+			v, s, berr := w.firmware()
+			if berr != nil {
+				t.Fatalf("cut at %d/%d (seed %d): %v", cut, total, seed, berr)
+			}
+			switch {
+			case v == "1.0.0" && s == SlotA:
+			case v == "1.1.0" && s == SlotB && armed:
+			default:
+				t.Fatalf("cut at %d/%d: booted %s from slot %s (armed %v)", cut, total, v, s, armed)
+			}
+			a := make([]byte, len(old.root))
+			w.disk.f.ReadAt(a, 0)
+			if !bytes.Equal(a, old.root) {
+				t.Fatalf("cut at %d: the running slot's root changed", cut)
+			}
+			if v == "1.0.0" {
+				// Back on the old version, the box settles and can
+				// update again.
+				back := w.installer("1.0.0", in.Fetch)
+				if err := back.AfterBoot(context.Background(), 0, noHealthCheck); err != nil {
+					t.Fatal(err)
+				}
+				if err := back.Install(context.Background(), m); err != nil {
+					t.Fatalf("cut at %d: install after the cut: %v", cut, err)
+				}
+				bootInto(t, w, "1.1.0")
+			}
+		}
+	}
+}
+
+// The artefact download resumes where an interrupted one stopped, with a
+// Range request, through the configured HTTP proxy.
+func TestDownloadResumesThroughProxy(t *testing.T) {
+	rel := newRelease("3.1.0", 400_000)
+	data, _ := rel.artefact(testBoard, "")
+	var served atomic.Int64
+	var ranges []string
+	cutOnce := true
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ranges = append(ranges, r.Header.Get("Range"))
+		if cutOnce {
+			cutOnce = false
+			// Send a third, then drop the connection.
+			w.Header().Set("Content-Length", fmt.Sprint(len(data)))
+			w.WriteHeader(http.StatusOK)
+			w.Write(data[:len(data)/3])
+			served.Add(int64(len(data) / 3))
+			w.(http.Flusher).Flush()
+			conn, _, _ := w.(http.Hijacker).Hijack()
+			conn.Close()
+			return
+		}
+		cw := &countWriter{ResponseWriter: w, n: &served}
+		http.ServeContent(cw, r, "a", timeZero, bytes.NewReader(data))
+	}))
+	defer origin.Close()
+	var proxied atomic.Int64
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proxied.Add(1)
+		out, _ := http.NewRequest(r.Method, r.URL.String(), nil)
+		out.Header = r.Header.Clone()
+		resp, err := http.DefaultTransport.RoundTrip(out)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	}))
+	defer proxy.Close()
+	pu, _ := url.Parse(proxy.URL)
+	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu)}}
+	_, m := rel.artefact(testBoard, origin.URL+"/a")
+	f := &Fetcher{Client: client, Dir: t.TempDir()}
+	if _, err := f.Fetch(context.Background(), m); err == nil {
+		t.Fatal("the interrupted download reported success")
+	}
+	path, err := f.Fetch(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := served.Load(); got != int64(len(data)) {
+		t.Fatalf("origin sent %d bytes for a %d-byte artefact: the download did not resume", got, len(data))
+	}
+	if len(ranges) != 2 || ranges[1] != fmt.Sprintf("bytes=%d-", len(data)/3) {
+		t.Fatalf("range headers %q", ranges)
+	}
+	if proxied.Load() != 2 {
+		t.Fatalf("%d requests went through the proxy, want 2", proxied.Load())
+	}
+	if err := verifyFile(path, m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type countWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func TestCompareVersions(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want int
+	}{
+		{"1.0.0", "1.0.0", 0}, {"1.0.0", "1.0.1", -1}, {"1.10.0", "1.9.0", 1}, {"v2026.11.3", "2026.11.3", 0},
+		{"1.2", "1.2.0", 0}, {"1.2.0-rc1", "1.2.0", -1}, {"1.2.0-rc2", "1.2.0-rc1", 1}, {"2", "10", -1},
+	} {
+		if got := CompareVersions(c.a, c.b); got != c.want {
+			t.Errorf("CompareVersions(%q, %q) = %d, want %d", c.a, c.b, got, c.want)
+		}
+	}
+}
