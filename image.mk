@@ -52,3 +52,26 @@ image: image-deps
 # TCG, AAVMF pflash firmware) and waits until the sensor service runs.
 boot-smoke: image-deps
 	$(GO) test -tags e2e -count=1 -v -timeout 10m ./e2e -run TestBootSmoke -image $(abspath $(IMAGE))
+
+# release builds the update artefact of BOARD at VERSION: the root file
+# system and the kernel (taken from the boot file system gok writes), signed
+# with RELEASE_KEY into $(OUT)/release/. Without RELEASE_KEY a development
+# key is made in $(OUT)/release-dev.key: sensors built with the real public
+# key refuse what it signs.
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0.0)
+RELEASE_KEY ?= $(OUT)/release-dev.key
+RELEASE_URL ?= https://updates.invalid/sensor/
+BOARD_PROFILE_arm64 := arm64-efi
+BOARD_PROFILE_rpi4  := rpi4
+
+.PHONY: release
+release:
+	@command -v mcopy >/dev/null || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q mtools; }
+	@mkdir -p $(OUT)/release/$(BOARD)
+	@test -f $(RELEASE_KEY) || { echo "no RELEASE_KEY: making a development key $(RELEASE_KEY)"; $(GO) run ./cmd/release keygen -o $(RELEASE_KEY); }
+	$(GOK) overwrite --root $(OUT)/release/$(BOARD)/root.squashfs --boot $(OUT)/release/$(BOARD)/boot.fat > $(OUT)/release/$(BOARD)/gok.log 2>&1 || \
+		{ cat $(OUT)/release/$(BOARD)/gok.log; exit 1; }
+	mcopy -o -i $(OUT)/release/$(BOARD)/boot.fat ::vmlinuz $(OUT)/release/$(BOARD)/vmlinuz
+	$(GO) run ./cmd/release sign -key $(RELEASE_KEY) -board $(BOARD_PROFILE_$(BOARD)) -version $(VERSION) \
+		-root $(OUT)/release/$(BOARD)/root.squashfs -boot vmlinuz=$(OUT)/release/$(BOARD)/vmlinuz \
+		-url $(RELEASE_URL) -o $(OUT)/release
