@@ -20,6 +20,8 @@ IMAGE       ?= $(OUT)/$(BOARD).img
 IMAGE_BYTES ?= 2147483648
 GOK         := $(GO) tool gok --parent_dir $(CURDIR)/gokrazy -i $(BOARD)
 IMAGE_APT   := e2fsprogs qemu-system-arm qemu-efi-aarch64
+# Version of what is built: a release tag, else 0.0.0-g<commit>.
+VERSION     ?= $(shell git describe --tags 2>/dev/null || echo 0.0.0-g$$(git rev-parse --short HEAD 2>/dev/null))
 
 .PHONY: image image-deps boot-smoke
 
@@ -31,13 +33,25 @@ image-deps:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(IMAGE_APT); \
 	fi
 
-# image writes a full disk image (GPT: boot/ESP, root A, root B, /perm) and
-# formats /perm as ext4 at the offset gok reports, so the sensor finds a
-# writable /perm on first boot.
+# image writes a full disk image. For EFI boards (arm64) it lays the disk
+# out itself (cmd/release disk) so that each A/B slot can have its own
+# kernel: a 300 MiB boot partition with systemd-boot and slot A's kernel and
+# entry, root A (gok's squashfs), root B, and /perm formatted as ext4. For
+# the Raspberry Pi the disk is gok's own (--full), /perm formatted at the
+# offset gok reports.
+IMAGE_VERSION ?= $(VERSION)
 image: image-deps
 	@test -f gokrazy/$(BOARD)/config.json || { echo "no gokrazy instance config gokrazy/$(BOARD)/config.json"; exit 1; }
 	@mkdir -p $(dir $(IMAGE))
 	rm -f $(IMAGE)
+ifeq ($(BOARD),arm64)
+	@for c in sgdisk mkfs.vfat mcopy; do command -v $$c >/dev/null || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q gdisk dosfstools mtools; break; }; done
+	$(GOK) overwrite --boot $(IMAGE).boot.fat --root $(IMAGE).root.squashfs > $(IMAGE).log 2>&1 || \
+		{ cat $(IMAGE).log; echo "gok failed: see $(IMAGE).log"; exit 1; }
+	$(GO) run ./cmd/release disk -boot $(IMAGE).boot.fat -root $(IMAGE).root.squashfs -version $(IMAGE_VERSION) \
+		-size $(IMAGE_BYTES) -o $(IMAGE)
+	rm -f $(IMAGE).boot.fat
+else
 	$(GOK) overwrite --full $(IMAGE) --target_storage_bytes=$(IMAGE_BYTES) > $(IMAGE).log 2>&1 || \
 		{ cat $(IMAGE).log; echo "gok failed: see $(IMAGE).log"; exit 1; }
 	@grep -v "^\s*$$" $(IMAGE).log | tail -n 25
@@ -46,6 +60,7 @@ image: image-deps
 	set -- $$line; off=$${4#offset=}; kb=$$6; \
 	echo "formatting /perm: ext4 at byte $$off, $$kb KiB"; \
 	mkfs.ext4 -q -F -L perm -E offset=$$off $(IMAGE) $${kb}k
+endif
 	@ls -ls $(IMAGE)
 
 # boot-smoke boots the image under qemu-system-aarch64 (virt, cortex-a57,
@@ -58,7 +73,6 @@ boot-smoke: image-deps
 # with RELEASE_KEY into $(OUT)/release/. Without RELEASE_KEY a development
 # key is made in $(OUT)/release-dev.key: sensors built with the real public
 # key refuse what it signs.
-VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0.0)
 RELEASE_KEY ?= $(OUT)/release-dev.key
 RELEASE_URL ?= https://updates.invalid/sensor/
 BOARD_PROFILE_arm64 := arm64-efi

@@ -38,6 +38,8 @@ func main() {
 		err = keygen(os.Args[2:])
 	case "sign":
 		err = sign(os.Args[2:])
+	case "disk":
+		err = disk(os.Args[2:])
 	case "verify":
 		err = verify(os.Args[2:])
 	default:
@@ -50,7 +52,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: release keygen|sign|verify [flags] (release CMD -h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: release keygen|sign|disk|verify [flags] (release CMD -h for flags)")
 	os.Exit(2)
 }
 
