@@ -71,3 +71,11 @@ fuzz:
 
 # Appliance images per board and their boot smoke test in qemu.
 include image.mk
+
+# oui-data regenerates the MAC vendor table the inventory embeds from the
+# IEEE registries in Debian's ieee-data package (MA-L, MA-M, MA-S, IAB).
+IEEE_DATA ?= /usr/share/ieee-data
+.PHONY: oui-data
+oui-data:
+	@test -f $(IEEE_DATA)/oui.csv || (DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q ieee-data)
+	$(GO) run ./asset/internal/ouigen -dir $(IEEE_DATA) -o asset/oui.txt.gz
