@@ -22,9 +22,9 @@ var ouiData []byte
 
 // MAC address kinds, as MACInfo reports them.
 const (
-	MACUniversal  = "universal"            // a vendor-assigned (IEEE) address
-	MACRandomized = "randomized"           // locally administered unicast: a private, changing address
-	MACMulticast  = "multicast"            // group address (broadcast included)
+	MACUniversal  = "universal"  // a vendor-assigned (IEEE) address
+	MACRandomized = "randomized" // locally administered unicast: a private, changing address
+	MACMulticast  = "multicast"  // group address (broadcast included)
 )
 
 // ouiTable holds the registries sorted by prefix, one slice per prefix

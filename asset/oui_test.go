@@ -45,14 +45,14 @@ func TestMACVendor(t *testing.T) {
 		{"00:80:f4:10:00:11", "TELEMECANIQUE ELECTRIQUE", MACUniversal}, // MA-L (Schneider's Telemecanique)
 		// MA-M (28 bits): 70:B3:D5 is the registration authority's own
 		// MA-L, so only the longer prefix names the holder.
-		{"74:1a:e0:90:00:01", "", MACUniversal},                         // MA-M "Private": no name
-		{"70:b3:d5:f2:f0:01", "TELEPLATFORMS", MACUniversal},            // MA-S 70B3D5F2F
-		{"00:50:c2:7d:50:01", "DEUTA-WERKE", MACUniversal},              // IAB 0050C27D5
-		{"02:42:ac:11:00:02", "", MACRandomized},                        // docker: locally administered
-		{"da:a1:19:00:00:01", "", MACRandomized},                        // phone's private address
-		{"01:00:5e:00:00:fb", "", MACMulticast},                         // IPv4 multicast
-		{"ff:ff:ff:ff:ff:ff", "", MACMulticast},                         // broadcast
-		{"33:33:00:00:00:01", "", MACMulticast},                         // IPv6 multicast
+		{"74:1a:e0:90:00:01", "", MACUniversal},              // MA-M "Private": no name
+		{"70:b3:d5:f2:f0:01", "TELEPLATFORMS", MACUniversal}, // MA-S 70B3D5F2F
+		{"00:50:c2:7d:50:01", "DEUTA-WERKE", MACUniversal},   // IAB 0050C27D5
+		{"02:42:ac:11:00:02", "", MACRandomized},             // docker: locally administered
+		{"da:a1:19:00:00:01", "", MACRandomized},             // phone's private address
+		{"01:00:5e:00:00:fb", "", MACMulticast},              // IPv4 multicast
+		{"ff:ff:ff:ff:ff:ff", "", MACMulticast},              // broadcast
+		{"33:33:00:00:00:01", "", MACMulticast},              // IPv6 multicast
 	}
 	for _, c := range cases {
 		v, k := MACVendor(mustMAC(t, c.mac))
