@@ -1,7 +1,7 @@
 package it
 
 import (
-	"net/netip"
+	"hash/maphash"
 	"strconv"
 
 	"github.com/passivesensor/sensor/capture"
@@ -56,7 +56,9 @@ type TCPFP struct {
 	// MaxSeen and MaxClocks bound the state; defaults when zero.
 	MaxSeen, MaxClocks int
 
-	seen   map[uint64]struct{}
+	seed   maphash.Seed
+	raw    map[uint64]struct{} // headers already fingerprinted (fast path)
+	seen   map[uint64]struct{} // (device, signature) already emitted
 	clocks map[uint64]tsClock
 }
 
@@ -69,7 +71,7 @@ type tsClock struct {
 
 // NewTCPFP returns a fingerprinter with default bounds.
 func NewTCPFP() *TCPFP {
-	return &TCPFP{seen: map[uint64]struct{}{}, clocks: map[uint64]tsClock{}}
+	return &TCPFP{seed: maphash.MakeSeed(), raw: map[uint64]struct{}{}, seen: map[uint64]struct{}{}, clocks: map[uint64]tsClock{}}
 }
 
 // Name implements dissect.Dissector.
@@ -88,6 +90,7 @@ type tcpSig struct {
 	mss    int
 	ts1    uint32
 	hasTS  bool
+	tsAt   int      // offset of the timestamp option in the options
 	layout [40]byte // option kinds, in order
 	nopt   int
 	eolPad int
@@ -130,27 +133,48 @@ func (d *TCPFP) Handle(p *dissect.Packet, out dissect.Sink) {
 	var s tcpSig
 	s.parseOptions(p.TCPOptions, !synack)
 	s.quirks |= headerQuirks(p.Packet)
-	s.format(p.Packet, synack)
-
-	attr := AttrTCPSyn
-	dir := byte(0)
-	if synack {
-		attr, dir = AttrTCPSynAck, 1
-	}
 	if !synack && s.hasTS && p.Flow != nil && p.Dir == flow.FromClient {
 		d.clock(p, s.ts1, out)
 	}
-	key := fnvAddr(fnvInit, p.SrcIP)
-	key = fnvByte(key, dir)
-	for _, c := range s.buf[:s.n] {
-		key = fnvByte(key, c)
+	// Fast path: the header fields a signature is made of (timestamps
+	// aside, which only their quirks enter) were seen from this device.
+	var k [80]byte
+	a := p.SrcIP.As16()
+	n := copy(k[:], a[:])
+	k[n], k[n+1], k[n+2], k[n+3], k[n+4] = p.TTL, byte(p.TCPWindow>>8), byte(p.TCPWindow), byte(s.quirks), byte(s.quirks>>8)
+	k[n+5], k[n+6], k[n+7] = byte(s.quirks>>16), byte(p.IPLen-len(p.Payload)-len(p.TCPOptions)), boolByte(len(p.Payload) > 0)
+	n += 8
+	n += copy(k[n:], p.TCPOptions)
+	if s.hasTS && s.tsAt+10 <= len(p.TCPOptions) {
+		clear(k[n-len(p.TCPOptions)+s.tsAt+2 : n-len(p.TCPOptions)+s.tsAt+10])
 	}
-	if _, ok := d.seen[key]; ok {
+	rk := maphash.Bytes(d.seed, k[:n])
+	if synack {
+		rk = ^rk
+	}
+	if _, ok := d.raw[rk]; ok {
 		return
 	}
 	max := d.MaxSeen
 	if max <= 0 {
 		max = DefaultTCPFPSeen
+	}
+	if len(d.raw) >= max {
+		clear(d.raw)
+	}
+	d.raw[rk] = struct{}{}
+
+	s.format(p.Packet, synack)
+	attr := AttrTCPSyn
+	if synack {
+		attr = AttrTCPSynAck
+	}
+	key := maphash.Bytes(d.seed, a[:]) ^ maphash.Bytes(d.seed, s.buf[:s.n])
+	if synack {
+		key = ^key
+	}
+	if _, ok := d.seen[key]; ok {
+		return
 	}
 	if len(d.seen) >= max {
 		clear(d.seen)
@@ -163,7 +187,8 @@ func (d *TCPFP) Handle(p *dissect.Packet, out dissect.Sink) {
 // that randomise the clock's offset do it per address pair) and reports,
 // once per pair, a progression no single clock makes.
 func (d *TCPFP) clock(p *dissect.Packet, ts uint32, out dissect.Sink) {
-	key := fnvAddr(fnvAddr(fnvInit, p.SrcIP), p.DstIP)
+	src, dst := p.SrcIP.As16(), p.DstIP.As16()
+	key := maphash.Bytes(d.seed, src[:]) ^ (maphash.Bytes(d.seed, dst[:]) * 31)
 	now := p.Time.UnixNano()
 	c, ok := d.clocks[key]
 	if !ok {
@@ -291,7 +316,7 @@ func (s *tcpSig) parseOptions(o []byte, syn bool) {
 				s.quirks |= qOptBad
 				break
 			}
-			s.hasTS = true
+			s.hasTS, s.tsAt = true, i
 			s.ts1 = uint32(v[0])<<24 | uint32(v[1])<<16 | uint32(v[2])<<8 | uint32(v[3])
 			ts2 := uint32(v[4])<<24 | uint32(v[5])<<16 | uint32(v[6])<<8 | uint32(v[7])
 			if s.ts1 == 0 {
@@ -448,18 +473,9 @@ func (s *tcpSig) format(p *capture.Packet, synack bool) {
 	}
 }
 
-// FNV-1a, for the fingerprinter's keys.
-const (
-	fnvInit  uint64 = 14695981039346656037
-	fnvPrime uint64 = 1099511628211
-)
-
-func fnvByte(h uint64, b byte) uint64 { return (h ^ uint64(b)) * fnvPrime }
-
-func fnvAddr(h uint64, a netip.Addr) uint64 {
-	b := a.As16()
-	for _, c := range b {
-		h = fnvByte(h, c)
+func boolByte(b bool) byte {
+	if b {
+		return 1
 	}
-	return h
+	return 0
 }
