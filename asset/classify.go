@@ -67,15 +67,17 @@ var portClasses = []struct {
 // vendorClasses is a small curated table of makers whose MAC prefixes
 // mostly sit on one kind of device (the organisation names as the IEEE
 // registry spells them, compared by prefix, case folded). A weak hint.
+// Makers of everything (Siemens, ABB, Mitsubishi Electric, Emerson,
+// Yokogawa, Honeywell: switches, drives, meters as well as PLCs) are left
+// out on purpose.
 var vendorClasses = []struct {
 	prefix, class string
 }{
 	{"rockwell automation", dissect.ClassPLC}, {"allen-bradley", dissect.ClassPLC},
 	{"schneider electric", dissect.ClassPLC}, {"telemecanique", dissect.ClassPLC}, {"modicon", dissect.ClassPLC},
-	{"siemens", dissect.ClassPLC}, {"beckhoff", dissect.ClassPLC}, {"wago", dissect.ClassPLC},
-	{"phoenix contact", dissect.ClassPLC}, {"omron", dissect.ClassPLC}, {"mitsubishi electric", dissect.ClassPLC},
-	{"b&r industrial", dissect.ClassPLC}, {"bernecker", dissect.ClassPLC}, {"yokogawa", dissect.ClassPLC},
-	{"ge fanuc", dissect.ClassPLC}, {"emerson", dissect.ClassPLC}, {"abb", dissect.ClassPLC}, {"koyo", dissect.ClassPLC},
+	{"beckhoff", dissect.ClassPLC}, {"wago", dissect.ClassPLC},
+	{"phoenix contact", dissect.ClassPLC}, {"omron", dissect.ClassPLC},
+	{"b&r industrial", dissect.ClassPLC}, {"bernecker", dissect.ClassPLC}, {"ge fanuc", dissect.ClassPLC}, {"koyo", dissect.ClassPLC},
 	{"hilscher", dissect.ClassIO}, {"moxa", dissect.ClassIO}, {"hms industrial", dissect.ClassIO}, {"turck", dissect.ClassIO},
 	{"red lion", dissect.ClassHMI}, {"pro-face", dissect.ClassHMI}, {"hirschmann", dissect.ClassSwitch},
 	{"axis communications", dissect.ClassCamera}, {"hangzhou hikvision", dissect.ClassCamera}, {"zhejiang dahua", dissect.ClassCamera},

@@ -13,6 +13,10 @@ import (
 // mac.vendor or mac.kind, nat and nat.evidence, six os.*, class.evidence.
 const maxDerivedAttrs = 10
 
+// minOSConfidence is the confidence below which a verdict stays in Attrs
+// (os.*) and does not fill Asset.OS: a lone fuzzy p0f match is a guess.
+const minOSConfidence = 25
+
 // maxFPSet bounds each set of distinct signals kept for NAT detection.
 const maxFPSet = 4
 
@@ -204,6 +208,10 @@ func (inv *Inventory) osGuesses(a *Asset, stated string) []osGuess {
 	}
 	for _, k := range []string{attrTCPSyn, attrTCPSynAck} {
 		if v := at[k]; v != "" {
+			if g, ok := osFromEmbeddedStack(v); ok {
+				add(g, ok, k, v)
+				continue
+			}
 			if m, ok := inv.matchTCP(v, k == attrTCPSynAck); ok {
 				g, ok := osFromTCP(m, k == attrTCPSynAck)
 				if m.Fuzzy {
@@ -265,11 +273,13 @@ func (inv *Inventory) derive(a *Asset, in *info, mac capture.MAC) {
 			set(AttrOSCandidate, strings.Join(cands, ", "))
 			ok = false
 		} else {
-			a.OS = strings.TrimSpace(v.name + " " + v.version)
-			if stated != "" && familyOf(stated) == v.family {
-				a.OS = stated // the device's own words
+			if v.confidence >= minOSConfidence {
+				a.OS = strings.TrimSpace(v.name + " " + v.version)
+				if stated != "" && familyOf(stated) == v.family {
+					a.OS = stated // the device's own words
+				}
+				a.OSName, a.OSVersion, a.OSConfidence = v.name, v.version, v.confidence
 			}
-			a.OSName, a.OSVersion, a.OSConfidence = v.name, v.version, v.confidence
 			set(AttrOSName, v.name)
 			if v.version != "" {
 				set(AttrOSVersion, v.version)

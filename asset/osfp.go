@@ -334,6 +334,20 @@ func osFromTCP(m TCPMatch, synack bool) (osGuess, bool) {
 	return guess(name, m.Flavor, w), true
 }
 
+// osFromEmbeddedStack recognises the stacks of controllers and other
+// embedded devices: a SYN or SYN-ACK with the MSS as its only option and
+// no don't-fragment bit. Every general-purpose system has sent window
+// scale and SACK-permitted (RFC 7323, RFC 2018) for twenty years, and the
+// PLCs in the corpus answer like this; p0f's fuzzy matching calls them
+// "Windows 7 or 8", which this rule overrides.
+func osFromEmbeddedStack(raw string) (osGuess, bool) {
+	t, ok := parseTCPSig(raw, false)
+	if !ok || t.layout != "mss" || t.quirks&qDF != 0 {
+		return osGuess{}, false
+	}
+	return osGuess{name: "Embedded", version: "TCP/IP stack", family: "embedded", weight: 30}, true
+}
+
 // osFromStated reads an OS a protocol stated (dissect.AttrOS).
 func osFromStated(s string) osGuess {
 	if g, ok := osFromSysDescr(s, 90); ok && g.version != "" {

@@ -246,7 +246,9 @@ func headerQuirks(p *capture.Packet) uint32 {
 		if p.TCPAck == 0 {
 			q |= qZeroAck
 		}
-	} else if p.TCPAck != 0 && f&capture.TCPRst == 0 {
+	} else if p.TCPAck&1 != 0 && f&capture.TCPRst == 0 {
+		// p0f v3 tests "ack & !RST", the acknowledgment's low bit only;
+		// signatures follow it so that they read the same as p0f's.
 		q |= qNZAck
 	}
 	if f&tcpURG != 0 {
