@@ -126,12 +126,12 @@ func TestDeriveVerdicts(t *testing.T) {
 				o("10.0.0.21", "00:90:e8:10:00:21", "dhcp.params", "1,3,6,15,31,33,43,44,46,47,119,121,249,252"),
 				o("10.0.0.21", "", "tcp.syn", "4:64+0:0:1460:mss*20,7:mss,sok,ts,nop,ws:df,id+:0"),
 				o("10.0.0.21", "", dissect.AttrRole, "modbus-client"),
-			}, "10.0.0.21", "Windows 10/11", dissect.ClassHMI, "MOXA TECHNOLOGIES", false},
+			}, "10.0.0.21", "Windows 10/11", dissect.ClassHMI, "MOXA Technologies", false},
 		{"PLC by role and OUI, embedded stack",
 			[]dissect.Observation{
 				o("10.0.0.11", "00:80:f4:10:00:11", dissect.AttrIP, "10.0.0.11"),
 				o("10.0.0.11", "", dissect.AttrRole, "modbus-server"),
-			}, "10.0.0.11", "", dissect.ClassPLC, "TELEMECANIQUE ELECTRIQUE", false},
+			}, "10.0.0.11", "", dissect.ClassPLC, "Telemecanique Electrique", false},
 		{"stated class wins over role",
 			[]dissect.Observation{
 				o("10.0.0.12", "00:00:bc:10:00:12", dissect.AttrClass, dissect.ClassIO),

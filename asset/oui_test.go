@@ -42,12 +42,12 @@ func TestMACVendor(t *testing.T) {
 	}{
 		{"00:1b:1b:10:00:02", "Siemens", MACUniversal},                  // MA-L, Siemens AG
 		{"00:00:bc:10:00:12", "Rockwell Automation", MACUniversal},      // MA-L
-		{"00:80:f4:10:00:11", "TELEMECANIQUE ELECTRIQUE", MACUniversal}, // MA-L (Schneider's Telemecanique)
+		{"00:80:f4:10:00:11", "Telemecanique Electrique", MACUniversal}, // MA-L (Schneider's Telemecanique)
 		// MA-M (28 bits): 70:B3:D5 is the registration authority's own
 		// MA-L, so only the longer prefix names the holder.
 		{"74:1a:e0:90:00:01", "", MACUniversal},              // MA-M "Private": no name
-		{"70:b3:d5:f2:f0:01", "TELEPLATFORMS", MACUniversal}, // MA-S 70B3D5F2F
-		{"00:50:c2:7d:50:01", "DEUTA-WERKE", MACUniversal},   // IAB 0050C27D5
+		{"70:b3:d5:f2:f0:01", "Teleplatforms", MACUniversal}, // MA-S 70B3D5F2F
+		{"00:50:c2:7d:50:01", "Deuta-Werke", MACUniversal},   // IAB 0050C27D5
 		{"02:42:ac:11:00:02", "", MACRandomized},             // docker: locally administered
 		{"da:a1:19:00:00:01", "", MACRandomized},             // phone's private address
 		{"01:00:5e:00:00:fb", "", MACMulticast},              // IPv4 multicast

@@ -51,6 +51,7 @@ func Short(name string) string {
 		}
 		name = trimmed
 	}
+	name = titleShouting(name)
 	if len(name) > 40 {
 		name = strings.TrimSpace(name[:40])
 	}
@@ -75,4 +76,27 @@ func cutIndex(s string, keep []string) int {
 		i += j + len(w)
 	}
 	return i
+}
+
+// titleShouting writes a name registered in capitals ("MOXA TECHNOLOGIES
+// INC.") in title case, word by word, leaving words of up to four letters
+// as they are: those are mostly acronyms (IBM, ABB, MOXA).
+func titleShouting(name string) string {
+	if strings.ToUpper(name) != name || strings.ToLower(name) == name {
+		return name
+	}
+	words := strings.Split(name, " ")
+	for i, w := range words {
+		parts := strings.Split(w, "-")
+		for j, p := range parts {
+			if len([]rune(p)) <= 4 {
+				continue
+			}
+			r := []rune(strings.ToLower(p))
+			r[0] = []rune(strings.ToUpper(string(r[0])))[0]
+			parts[j] = string(r)
+		}
+		words[i] = strings.Join(parts, "-")
+	}
+	return strings.Join(words, " ")
 }
