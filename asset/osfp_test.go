@@ -153,6 +153,17 @@ func TestDeriveVerdicts(t *testing.T) {
 				o("10.0.0.50", "", "http.user_agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"),
 				o("10.0.0.50", "", "http.user_agent", "Mozilla/5.0 (Linux; Android 13; Pixel 7)"),
 			}, "10.0.0.50", "", dissect.ClassRouter, "", true},
+		{"NAT from two weak signs: DHCP lists and timestamp clocks",
+			[]dissect.Observation{
+				o("10.0.0.51", "", "dhcp.params", "1,3,6,15,31,33,43,44,46,47,119,121,249,252"),
+				o("10.0.0.51", "", "dhcp.params", "1,28,2,3,15,6,119,12,44,47,26,121,42"),
+				o("10.0.0.51", "", "tcp.ts_clock", "disagree toward 10.0.0.9"),
+			}, "10.0.0.51", "", dissect.ClassRouter, "", true},
+		{"one weak sign is not NAT (Windows' INFORM asks another list)",
+			[]dissect.Observation{
+				o("10.0.0.52", "", "dhcp.params", "1,3,6,15,31,33,43,44,46,47,119,121,249,252"),
+				o("10.0.0.52", "", "dhcp.params", "1,15,3,6,44,46,47,31,33,121,249,43,252"),
+			}, "10.0.0.52", "Windows Vista/7", dissect.ClassWorkstation, "", false},
 		{"randomized MAC: no vendor",
 			[]dissect.Observation{
 				o("10.0.0.60", "da:a1:19:00:00:01", "dhcp.vendor_class", "android-dhcp-13"),
@@ -195,4 +206,16 @@ func TestNoVendorBehindRouter(t *testing.T) {
 	if !ok || !r.Router || !strings.HasPrefix(r.Vendor, "Cisco") || r.Class != dissect.ClassRouter {
 		t.Errorf("router asset: %+v", r)
 	}
+}
+
+// MatchTCP reads attribute values; whatever they hold, it must not panic.
+func FuzzMatchTCP(f *testing.F) {
+	f.Add("4:64+0:0:1460:mss*20,7:mss,sok,ts,nop,ws:df,id+:0")
+	f.Add("6:64+0:0:16324:65535,6:mss,nop,ws,nop,nop,ts,sok,eol+1::0")
+	f.Add("4:30+2:0:1460:mtu*9999999999,0:mss::+")
+	f.Fuzz(func(t *testing.T, raw string) {
+		MatchTCP(raw, false)
+		MatchTCP(raw, true)
+		osFromEmbeddedStack(raw)
+	})
 }
