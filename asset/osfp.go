@@ -2,7 +2,6 @@ package asset
 
 import (
 	"cmp"
-	"fmt"
 	"math"
 	"regexp"
 	"slices"
@@ -429,11 +428,21 @@ func combine(gs []osGuess) (osVerdict, bool) {
 }
 
 func (g osGuess) String() string {
-	s := fmt.Sprintf("%s=%q: %s", g.source, clipTo(g.value, 80), g.name)
+	var b strings.Builder
+	b.Grow(len(g.source) + len(g.value) + len(g.name) + len(g.version) + 16)
+	b.WriteString(g.source)
+	b.WriteString("=\"")
+	b.WriteString(clipTo(g.value, 80))
+	b.WriteString("\": ")
+	b.WriteString(g.name)
 	if g.version != "" {
-		s += " " + g.version
+		b.WriteByte(' ')
+		b.WriteString(g.version)
 	}
-	return s + " (" + strconv.Itoa(g.weight) + ")"
+	b.WriteString(" (")
+	b.WriteString(strconv.Itoa(g.weight))
+	b.WriteString(")")
+	return b.String()
 }
 
 func clipTo(s string, n int) string {

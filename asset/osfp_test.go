@@ -219,3 +219,30 @@ func FuzzMatchTCP(f *testing.F) {
 		osFromEmbeddedStack(raw)
 	})
 }
+
+// BenchmarkAssetsWithFingerprints: one op is a snapshot of 1,000 devices
+// each with a DHCP fingerprint, a User-Agent and a SYN signature, so the
+// cost of deriving vendor, OS, NAT and class per report shows.
+func BenchmarkAssetsWithFingerprints(b *testing.B) {
+	inv := NewInventory(Classes{Inventoried: []Range{{Prefix: netip.MustParsePrefix("10.0.0.0/8")}}})
+	t0 := time.Unix(1, 0)
+	for i := 0; i < 1000; i++ {
+		ip := netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
+		mac := capture.MAC{0x00, 0x1b, 0x1b, 0, byte(i >> 8), byte(i)}
+		for _, o := range []dissect.Observation{
+			{Time: t0, IP: ip, MAC: mac, Attr: "dhcp.params", Value: "1,3,6,15,31,33,43,44,46,47,119,121,249,252"},
+			{Time: t0, IP: ip, MAC: mac, Attr: "dhcp.vendor_class", Value: "MSFT 5.0"},
+			{Time: t0, IP: ip, Attr: "http.user_agent", Value: "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"},
+			{Time: t0, IP: ip, Attr: "tcp.syn", Value: "4:128+0:0:1460:mss*44,8:mss,nop,ws,nop,nop,sok:df,id+:0"},
+			{Time: t0, IP: ip, Attr: dissect.AttrRole, Value: "modbus-client"},
+		} {
+			inv.Observe(o)
+		}
+	}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if n := len(inv.Assets()); n != 1000 {
+			b.Fatalf("%d assets", n)
+		}
+	}
+}

@@ -233,6 +233,25 @@ func FuzzTCPFP(f *testing.F) {
 	f.Add([]byte{2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7}, uint8(0x12), uint16(65160), uint8(64))
 	f.Add([]byte{0, 1, 2}, uint8(0xc2), uint16(0), uint8(255))
 	f.Add([]byte{8, 0xff, 3}, uint8(0x02), uint16(1), uint8(1))
+	// Seeds from real handshakes: the SYNs and SYN-ACKs of a corpus capture.
+	if _, err := os.Stat(filepath.Join(testcorpus.Dir(f), tcpfpCaptures[0])); err == nil {
+		src, err := capture.OpenFile(testcorpus.File(f, tcpfpCaptures[0]))
+		if err == nil {
+			var dec capture.Decoder
+			var pkt capture.Packet
+			for n := 0; n < 20; {
+				fr, err := src.Next()
+				if err != nil {
+					break
+				}
+				if dec.Decode(fr, &pkt) == nil && pkt.TCPFlags&capture.TCPSyn != 0 {
+					f.Add(append([]byte(nil), pkt.TCPOptions...), pkt.TCPFlags, pkt.TCPWindow, pkt.TTL)
+					n++
+				}
+			}
+			src.Close()
+		}
+	}
 	f.Fuzz(func(t *testing.T, opts []byte, flags uint8, win uint16, ttl uint8) {
 		if len(opts) > 40 {
 			opts = opts[:40]
