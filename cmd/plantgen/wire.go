@@ -131,7 +131,7 @@ func (wr *Wire) Dial(cMAC net.HardwareAddr, c netip.Addr, cport uint16, sMAC net
 		cst: stackOf(c, &StackWindows), sst: stackOf(s, &StackLinux)}
 	t.cttl, t.sttl = t.cst.TTL, t.sst.TTL
 	t.cid, t.sid = uint16(cport)*3+1, uint16(sport)*5+1
-	t.ctsOff = uint32(c.As4()[3]) << 20
+	t.ctsOff = uint32(c.As16()[15]) << 20
 	t.seg(true, true, false, nil)
 	t.seg(false, true, true, nil)
 	t.seg(true, false, true, nil)
