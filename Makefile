@@ -71,3 +71,24 @@ fuzz:
 
 # Appliance images per board and their boot smoke test in qemu.
 include image.mk
+
+# oui-data regenerates the MAC vendor table the inventory embeds from the
+# IEEE registries in Debian's ieee-data package (MA-L, MA-M, MA-S, IAB).
+IEEE_DATA ?= /usr/share/ieee-data
+.PHONY: oui-data
+oui-data:
+	@test -f $(IEEE_DATA)/oui.csv || (DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q ieee-data)
+	$(GO) run ./asset/internal/ouigen -dir $(IEEE_DATA) -o asset/oui.txt.gz
+
+# p0f-data regenerates the TCP signature table the inventory embeds from
+# Debian p0f's p0f.fp (LGPL-2.1, (C) Michal Zalewski; shipped as data with
+# its notice): only the [tcp:request] and [tcp:response] sections.
+P0F_FP ?= /etc/p0f/p0f.fp
+.PHONY: p0f-data
+p0f-data:
+	@test -f $(P0F_FP) || (DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q p0f)
+	{ echo "; TCP/IP stack signatures from p0f v3's p0f.fp ($(P0F_FP) of $$(date -u -r $(P0F_FP) +%F))."; \
+	  echo "; Copyright (C) 2012 by Michal Zalewski <lcamtuf@coredump.cx>; distributed under the GNU LGPL 2.1."; \
+	  echo "; Only the tcp:request and tcp:response sections, comments dropped; regenerate with make p0f-data."; \
+	  sed -n '/^\[tcp:request\]/,/^\[http:request\]/p' $(P0F_FP) | grep -v '^;' | grep -v '^[[:space:]]*$$' | grep -v '^\[http'; \
+	} > asset/p0f-tcp.fp

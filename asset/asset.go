@@ -56,8 +56,20 @@ type Asset struct {
 	Model    string
 	Firmware string
 	Serial   string
-	OS       string
-	Class    string
+	OS       string // the OS verdict: name and version ("Windows 10/11")
+	Class    string // device class (dissect.Class*), stated or derived
+
+	// The OS verdict in parts: its name, version or flavour, and
+	// confidence (0-100, 0 when there is no verdict). The signals weighed
+	// are in Attrs["os.evidence"].
+	OSName       string
+	OSVersion    string
+	OSConfidence int
+	// NAT is set when several devices show behind the asset's address
+	// (unlike TCP stacks, User-Agents, DHCP fingerprints, timestamp
+	// clocks); its OS is then left open, the candidates in
+	// Attrs["os.candidates"], the signs in Attrs["nat.evidence"].
+	NAT bool
 
 	Protocols []string // sorted
 	OpenPorts []Port   // sorted

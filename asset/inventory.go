@@ -66,6 +66,7 @@ type info struct {
 	protocols   []string
 	ports       []Port
 	services    map[string][]string // protocol -> "value@peer"
+	fp          *fpSets             // signals kept for NAT detection; nil until one is seen
 	first, last time.Time
 }
 
@@ -83,7 +84,7 @@ func (in *info) seen(t time.Time) {
 
 func (in *info) empty() bool {
 	return in.fields == [numFields]string{} && len(in.attrs) == 0 && len(in.roles) == 0 &&
-		len(in.protocols) == 0 && len(in.ports) == 0 && len(in.services) == 0
+		len(in.protocols) == 0 && len(in.ports) == 0 && len(in.services) == 0 && in.fp == nil
 }
 
 // addSorted inserts s into the sorted set ss, bounded by max.
@@ -163,6 +164,12 @@ func (dst *info) fold(src *info) {
 			dst.addService(p, v)
 		}
 	}
+	if src.fp != nil {
+		if dst.fp == nil {
+			dst.fp = &fpSets{}
+		}
+		dst.fp.fold(src.fp)
+	}
 	dst.seen(src.first)
 	dst.seen(src.last)
 }
@@ -237,6 +244,7 @@ type Inventory struct {
 	// ones beyond it are dropped and counted. Set before use.
 	MaxRecords int
 	dropped    uint64
+	tcpCache   map[string]tcpCached // p0f matches of TCP signatures
 }
 
 // NewInventory returns an empty inventory judging addresses by c. Invalid
@@ -654,6 +662,7 @@ func (inv *Inventory) apply(in *info, o dissect.Observation) {
 		}
 		in.addService(clip(o.Protocol), val)
 	default:
+		inv.noteFP(in, o.Attr, v)
 		in.setAttr(clip(o.Attr), v)
 	}
 }
@@ -768,7 +777,7 @@ func (inv *Inventory) Assets() []Asset {
 	}
 	for _, r := range inv.ips {
 		if r.mac.IsZero() {
-			out = append(out, ipAsset(r))
+			out = append(out, inv.ipAsset(r))
 		}
 	}
 	if inv.external != nil {
@@ -826,7 +835,7 @@ func (inv *Inventory) Lookup(ip netip.Addr) (Asset, bool) {
 			return inv.macAsset(m), true
 		}
 	}
-	return ipAsset(r), true
+	return inv.ipAsset(r), true
 }
 
 // LookupMAC returns the asset keyed by MAC m.
@@ -863,6 +872,7 @@ func (inv *Inventory) macAsset(m *macRec) Asset {
 	if m.router {
 		a.Attrs = setAttr(a.Attrs, "router", "true")
 	}
+	inv.derive(&a, &in, m.mac)
 	return a
 }
 
@@ -874,7 +884,7 @@ func setAttr(m map[string]string, k, v string) map[string]string {
 	return m
 }
 
-func ipAsset(r *ipRec) Asset {
+func (inv *Inventory) ipAsset(r *ipRec) Asset {
 	a := Asset{ID: r.id, Kind: r.kind, IPs: []netip.Addr{r.ip}}
 	if r.kind != Inventoried {
 		a.FirstSeen, a.LastSeen = r.first, r.last
@@ -884,6 +894,7 @@ func ipAsset(r *ipRec) Asset {
 	if r.addressing != "" {
 		a.Attrs = setAttr(a.Attrs, "addressing", r.addressing)
 	}
+	inv.derive(&a, &r.info, capture.MAC{})
 	return a
 }
 

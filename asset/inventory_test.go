@@ -252,8 +252,8 @@ func TestObserveAttributes(t *testing.T) {
 	if v := a.Attrs["long"]; len(v) > MaxValueLen || !strings.HasPrefix(v, "éé") {
 		t.Errorf("long value not clipped to %d bytes: %d", MaxValueLen, len(v))
 	}
-	if len(a.Attrs) > MaxAttrs+4 {
-		t.Errorf("%d attrs, want at most %d (+ derived)", len(a.Attrs), MaxAttrs+4)
+	if len(a.Attrs) > MaxAttrs+4+maxDerivedAttrs {
+		t.Errorf("%d attrs, want at most %d (+ derived)", len(a.Attrs), MaxAttrs+4+maxDerivedAttrs)
 	}
 	if !slices.Equal(a.Protocols, []string{"modbus"}) {
 		t.Errorf("protocols %v", a.Protocols)

@@ -117,6 +117,9 @@ type TCPSession struct {
 	cport, sport uint16
 	cseq, sseq   uint32
 	cttl, sttl   uint8
+	cst, sst     *Stack // the two sides' TCP/IP stacks
+	cid, sid     uint16 // next IP IDs
+	ctsOff       uint32 // the client's timestamp clock offset
 }
 
 // Dial opens a TCP connection with a three-way handshake. cMAC and sMAC are
@@ -124,7 +127,11 @@ type TCPSession struct {
 // mirrored segment.
 func (wr *Wire) Dial(cMAC net.HardwareAddr, c netip.Addr, cport uint16, sMAC net.HardwareAddr, s netip.Addr, sport uint16) *TCPSession {
 	t := &TCPSession{wr: wr, cMAC: cMAC, sMAC: sMAC, c: c, s: s, cport: cport, sport: sport,
-		cseq: 1000 + uint32(cport)*7, sseq: 50000 + uint32(sport)*13, cttl: 128, sttl: 64}
+		cseq: 1000 + uint32(cport)*7, sseq: 50000 + uint32(sport)*13,
+		cst: stackOf(c, &StackWindows), sst: stackOf(s, &StackLinux)}
+	t.cttl, t.sttl = t.cst.TTL, t.sst.TTL
+	t.cid, t.sid = uint16(cport)*3+1, uint16(sport)*5+1
+	t.ctsOff = uint32(c.As16()[15]) << 20
 	t.seg(true, true, false, nil)
 	t.seg(false, true, true, nil)
 	t.seg(true, false, true, nil)
@@ -142,8 +149,32 @@ func (t *TCPSession) seg(fromClient, syn, ack bool, payload []byte) {
 		tcp.SrcPort, tcp.DstPort, tcp.Seq, tcp.Ack = layers.TCPPort(t.sport), layers.TCPPort(t.cport), t.sseq, t.cseq
 		e, ip = eth(t.sMAC, t.cMAC, layers.EthernetTypeIPv4), ipv4(t.s, t.c, layers.IPProtocolTCP, t.sttl)
 	}
+	if syn && !ack {
+		tcp.Ack = 0 // nothing to acknowledge yet (RFC 9293 3.10.7.1)
+	}
+	st, id := t.sst, &t.sid
+	if fromClient {
+		st, id = t.cst, &t.cid
+	}
+	ip.Id = *id
+	*id++
+	if !st.DF {
+		ip.Flags = 0
+	}
 	if syn {
-		tcp.Options = []layers.TCPOption{{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{0x05, 0xb4}}}
+		tcp.Window = st.Window
+		if !fromClient {
+			tcp.Window = st.SynAckWindow
+			if st.ZeroIDSynAck {
+				ip.Id = 0
+			}
+		}
+		tsval := t.ctsOff + uint32(t.wr.now.UnixMilli())
+		var tsecr uint32
+		if !fromClient {
+			tsval, tsecr = tsval/3+7, tsval
+		}
+		tcp.Options = st.options(tsval, tsecr)
 	}
 	_ = tcp.SetNetworkLayerForChecksum(ip)
 	if len(payload) > 0 {

@@ -34,6 +34,10 @@ type jsonAsset struct {
 	Firmware  string            `json:"firmware,omitempty"`
 	Serial    string            `json:"serial,omitempty"`
 	OS        string            `json:"os,omitempty"`
+	OSName    string            `json:"os_name,omitempty"`
+	OSVersion string            `json:"os_version,omitempty"`
+	OSConf    int               `json:"os_confidence,omitempty"`
+	NAT       bool              `json:"nat,omitempty"`
 	DevClass  string            `json:"class,omitempty"`
 	Protocols []string          `json:"protocols,omitempty"`
 	OpenPorts []string          `json:"open_ports,omitempty"`
@@ -82,7 +86,7 @@ func ports(ps []asset.Port) []string {
 func assetLine(a asset.Asset) jsonAsset {
 	j := jsonAsset{Kind: "asset", ID: a.ID, Class: a.Kind.String(), Router: a.Router,
 		Hostname: a.Hostname, Domain: a.Domain, Vendor: a.Vendor, Model: a.Model, Firmware: a.Firmware,
-		Serial: a.Serial, OS: a.OS, DevClass: a.Class, Protocols: a.Protocols, OpenPorts: ports(a.OpenPorts), Attrs: a.Attrs}
+		Serial: a.Serial, OS: a.OS, OSName: a.OSName, OSVersion: a.OSVersion, OSConf: a.OSConfidence, NAT: a.NAT, DevClass: a.Class, Protocols: a.Protocols, OpenPorts: ports(a.OpenPorts), Attrs: a.Attrs}
 	if len(a.IPs) > 0 {
 		j.IP = a.IPs[0].String()
 		if len(a.IPs) > 1 {
@@ -142,15 +146,22 @@ func (p Printer) Print(r Report) {
 		if a.Router && class == "" {
 			class = "router"
 		}
+		if a.NAT {
+			class = strings.TrimSpace(class + " (NAT)")
+		}
 		if a.Kind != asset.Inventoried {
 			class = strings.TrimSpace(class + " (" + a.Kind.String() + ")")
+		}
+		os := a.OS
+		if os != "" && a.OSConfidence > 0 {
+			os = fmt.Sprintf("%s (%d%%)", os, a.OSConfidence)
 		}
 		name := a.Hostname
 		if a.Domain != "" && name != "" {
 			name += "." + a.Domain
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ip, dash(j.MAC), dash(name), dash(a.Vendor),
-			dash(a.Model), dash(class), dash(a.OS), dash(a.Attrs["role"]), dash(strings.Join(a.Protocols, ",")), dash(strings.Join(j.OpenPorts, ",")))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ip, dash(j.MAC), dash(name), dash(short(a.Vendor, 24)),
+			dash(short(a.Model, 24)), dash(class), dash(short(os, 32)), dash(a.Attrs["role"]), dash(strings.Join(a.Protocols, ",")), dash(strings.Join(j.OpenPorts, ",")))
 	}
 	tw.Flush()
 
@@ -180,6 +191,14 @@ func endpoint(addr, id string) string {
 		return addr
 	}
 	return addr + " (" + id + ")"
+}
+
+// short keeps table cells readable; -json carries the whole value.
+func short(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
 }
 
 func dash(s string) string {

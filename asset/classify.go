@@ -1,0 +1,218 @@
+package asset
+
+import (
+	"cmp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/passivesensor/sensor/capture"
+	"github.com/passivesensor/sensor/dissect"
+)
+
+// classVote is one signal's opinion of what kind of device an asset is.
+type classVote struct {
+	class    string
+	weight   int
+	evidence string
+}
+
+// roleClasses says what a protocol role makes of a device unless it states
+// otherwise. Roles are the dissectors' dissect.AttrRole values.
+var roleClasses = map[string]classVote{
+	"modbus-server":     {dissect.ClassPLC, 60, ""},
+	"modbus-client":     {dissect.ClassHMI, 45, ""},
+	"dnp3-outstation":   {dissect.ClassRTU, 65, ""},
+	"dnp3-master":       {dissect.ClassHMI, 45, ""},
+	"iec104-server":     {dissect.ClassRTU, 60, ""},
+	"iec104-outstation": {dissect.ClassRTU, 60, ""},
+	"iec104-client":     {dissect.ClassHMI, 45, ""},
+	"iec104-master":     {dissect.ClassHMI, 45, ""},
+	"s7-server":         {dissect.ClassPLC, 65, ""},
+	"s7comm-server":     {dissect.ClassPLC, 65, ""},
+	"s7-client":         {dissect.ClassHMI, 45, ""},
+	"s7comm-client":     {dissect.ClassHMI, 45, ""},
+	"enip-server":       {dissect.ClassPLC, 40, ""},
+	"cip-server":        {dissect.ClassPLC, 40, ""},
+	"enip-client":       {dissect.ClassHMI, 35, ""},
+	"bacnet-server":     {dissect.ClassBMS, 55, ""},
+	"mms-server":        {dissect.ClassRelay, 45, ""},
+	"goose-publisher":   {dissect.ClassRelay, 50, ""},
+	"router":            {dissect.ClassRouter, 70, ""},
+	"dhcp-server":       {dissect.ClassRouter, 35, ""},
+	"dhcp-relay":        {dissect.ClassRouter, 50, ""},
+	"dns-server":        {dissect.ClassServer, 30, ""},
+}
+
+// engineeringServices are words of service values (dissect.AttrService)
+// that only engineering tools use: program transfer, run/stop, firmware.
+var engineeringServices = []string{"download", "upload", "program", "firmware", "plc-stop", "plc-run", "cpu-stop", "stop-cpu", "umas", "delete-block"}
+
+// portClasses: services whose server side names the kind of device.
+var portClasses = []struct {
+	proto uint8
+	port  uint16
+	vote  classVote
+}{
+	{capture.ProtoTCP, 9100, classVote{dissect.ClassPrinter, 55, "raw printing (jetdirect) 9100/tcp"}},
+	{capture.ProtoTCP, 631, classVote{dissect.ClassPrinter, 45, "IPP 631/tcp"}},
+	{capture.ProtoTCP, 515, classVote{dissect.ClassPrinter, 50, "LPD 515/tcp"}},
+	{capture.ProtoTCP, 554, classVote{dissect.ClassCamera, 50, "RTSP 554/tcp"}},
+	{capture.ProtoUDP, 5060, classVote{dissect.ClassPhone, 35, "SIP 5060/udp"}},
+	{capture.ProtoTCP, 5060, classVote{dissect.ClassPhone, 30, "SIP 5060/tcp"}},
+	{capture.ProtoTCP, 5061, classVote{dissect.ClassPhone, 30, "SIP-TLS 5061/tcp"}},
+	{capture.ProtoUDP, 2000, classVote{dissect.ClassPhone, 20, "SCCP 2000/udp"}},
+}
+
+// vendorClasses is a small curated table of makers whose MAC prefixes
+// mostly sit on one kind of device (the organisation names as the IEEE
+// registry spells them, compared by prefix, case folded). A weak hint.
+// Makers of everything (Siemens, ABB, Mitsubishi Electric, Emerson,
+// Yokogawa, Honeywell: switches, drives, meters as well as PLCs) are left
+// out on purpose.
+var vendorClasses = []struct {
+	prefix, class string
+}{
+	{"rockwell automation", dissect.ClassPLC}, {"allen-bradley", dissect.ClassPLC},
+	{"schneider electric", dissect.ClassPLC}, {"telemecanique", dissect.ClassPLC}, {"modicon", dissect.ClassPLC},
+	{"beckhoff", dissect.ClassPLC}, {"wago", dissect.ClassPLC},
+	{"phoenix contact", dissect.ClassPLC}, {"omron", dissect.ClassPLC},
+	{"b&r industrial", dissect.ClassPLC}, {"bernecker", dissect.ClassPLC}, {"ge fanuc", dissect.ClassPLC}, {"koyo", dissect.ClassPLC},
+	{"hilscher", dissect.ClassIO}, {"moxa", dissect.ClassIO}, {"hms industrial", dissect.ClassIO}, {"turck", dissect.ClassIO},
+	{"red lion", dissect.ClassHMI}, {"pro-face", dissect.ClassHMI}, {"hirschmann", dissect.ClassSwitch},
+	{"axis communications", dissect.ClassCamera}, {"hangzhou hikvision", dissect.ClassCamera}, {"zhejiang dahua", dissect.ClassCamera},
+	{"mobotix", dissect.ClassCamera}, {"vivotek", dissect.ClassCamera},
+	{"polycom", dissect.ClassPhone}, {"yealink", dissect.ClassPhone}, {"grandstream", dissect.ClassPhone}, {"snom", dissect.ClassPhone},
+	{"lexmark", dissect.ClassPrinter}, {"zebra technologies", dissect.ClassPrinter}, {"kyocera", dissect.ClassPrinter},
+	{"ricoh", dissect.ClassPrinter}, {"xerox", dissect.ClassPrinter}, {"brother industries", dissect.ClassPrinter},
+	{"seiko epson", dissect.ClassPrinter},
+	{"ruckus", dissect.ClassAccessPoint}, {"aruba", dissect.ClassAccessPoint}, {"ubiquiti", dissect.ClassAccessPoint},
+}
+
+// capClasses maps LLDP (IEEE 802.1AB 8.5.8) and CDP capability names to
+// classes, strongest first.
+var capClasses = []struct {
+	word, class string
+	weight      int
+}{
+	{"telephone", dissect.ClassPhone, 80}, {"phone", dissect.ClassPhone, 80},
+	{"wlan", dissect.ClassAccessPoint, 75}, {"access-point", dissect.ClassAccessPoint, 75},
+	{"bridge", dissect.ClassSwitch, 70}, {"switch", dissect.ClassSwitch, 70},
+	{"router", dissect.ClassRouter, 65},
+	{"docsis", dissect.ClassRouter, 50},
+	{"repeater", dissect.ClassSwitch, 50},
+}
+
+// classVotes gathers the opinions on a's class.
+func classVotes(a *Asset, os osVerdict, haveOS bool, ouiVendor string) []classVote {
+	var vs []classVote
+	add := func(c string, w int, ev string) { vs = append(vs, classVote{c, w, ev}) }
+	for _, k := range []string{attrLLDPCaps, attrCDPCaps} {
+		caps := strings.ToLower(a.Attrs[k])
+		if caps == "" {
+			continue
+		}
+		for _, c := range capClasses {
+			if strings.Contains(caps, c.word) {
+				add(c.class, c.weight, k+"="+caps)
+				break // the strongest capability speaks for the device
+			}
+		}
+	}
+	for _, r := range strings.Split(a.Attrs[dissect.AttrRole], ",") {
+		v, ok := roleClasses[r]
+		if !ok {
+			continue
+		}
+		if v.class == dissect.ClassHMI && engineering(a) {
+			v.class, v.weight = dissect.ClassEngineering, 60
+		}
+		add(v.class, v.weight, "role "+r)
+	}
+	if a.Router {
+		add(dissect.ClassRouter, 70, "MAC carries many addresses")
+	}
+	for _, p := range portClasses {
+		if slices.Contains(a.OpenPorts, Port{p.proto, p.port}) {
+			add(p.vote.class, p.vote.weight, "serves "+p.vote.evidence)
+		}
+	}
+	if vc := strings.ToLower(a.Attrs[attrDHCPVendor]); vc != "" {
+		switch {
+		case strings.Contains(vc, "ip phone"), strings.Contains(vc, "voip"):
+			add(dissect.ClassPhone, 85, attrDHCPVendor+"="+a.Attrs[attrDHCPVendor])
+		case strings.HasPrefix(vc, "android-dhcp"):
+			add(dissect.ClassMobile, 60, attrDHCPVendor+"="+a.Attrs[attrDHCPVendor])
+		}
+	}
+	if haveOS {
+		ev := "OS " + strings.TrimSpace(os.name+" "+os.version)
+		switch {
+		case os.family == "windows" && strings.Contains(strings.ToLower(os.version), "server"):
+			add(dissect.ClassServer, 45, ev)
+		case os.family == "windows":
+			add(dissect.ClassWorkstation, 35, ev)
+		case os.name == "Android", os.name == "iOS":
+			add(dissect.ClassMobile, 55, ev)
+		case os.name == "macOS", os.name == "Chrome OS":
+			add(dissect.ClassWorkstation, 40, ev)
+		}
+	}
+	if v := strings.ToLower(ouiVendor); v != "" {
+		for _, h := range vendorClasses {
+			if strings.HasPrefix(v, h.prefix) {
+				add(h.class, 25, "MAC vendor "+ouiVendor)
+				break
+			}
+		}
+	}
+	return vs
+}
+
+// engineering reports whether a's service use includes program transfer
+// or run/stop commands.
+func engineering(a *Asset) bool {
+	for k, v := range a.Attrs {
+		if !strings.HasPrefix(k, "service:") {
+			continue
+		}
+		l := strings.ToLower(v)
+		for _, w := range engineeringServices {
+			if strings.Contains(l, w) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// decideClass returns the class with the strongest support (noisy-or of
+// its votes) and the evidence for it.
+func decideClass(vs []classVote) (string, []string) {
+	if len(vs) == 0 {
+		return "", nil
+	}
+	p := map[string]float64{}
+	for _, v := range vs {
+		p[v.class] = 1 - (1-p[v.class])*(1-float64(v.weight)/100)
+	}
+	best := ""
+	for c, q := range p {
+		if best == "" || q > p[best] || (q == p[best] && c < best) {
+			best = c
+		}
+	}
+	slices.SortStableFunc(vs, func(a, b classVote) int { return cmp.Compare(b.weight, a.weight) })
+	var ev []string
+	for _, v := range vs {
+		if v.class == best {
+			ev = append(ev, v.evidence+" ("+strconv.Itoa(v.weight)+")")
+		}
+	}
+	for _, v := range vs {
+		if v.class != best {
+			ev = append(ev, "outvoted "+v.class+": "+v.evidence+" ("+strconv.Itoa(v.weight)+")")
+		}
+	}
+	return best, ev
+}
