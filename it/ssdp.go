@@ -210,7 +210,7 @@ func (d *SSDP) Handle(p *dissect.Packet, out dissect.Sink) {
 		if len(v) == 0 {
 			return
 		}
-		if !d.seen.fresh(capture.MAC{}, ssdpDigest(ip, attr, v), p.Time.UnixNano(), int64(DefaultDiscoveryRefresh)) {
+		if !d.seen.fresh(capture.MAC{}, factDigest(ip, attr, v), p.Time.UnixNano(), int64(DefaultDiscoveryRefresh)) {
 			return
 		}
 		out.Observe(dissect.Observation{Time: p.Time, IP: ip, Attr: attr, Value: string(v), Protocol: "ssdp"})
@@ -234,10 +234,19 @@ func (d *SSDP) Handle(p *dissect.Packet, out dissect.Sink) {
 	d.addType(p, ip, ssdpTypeKind(m.NT), m.NT, out)
 }
 
-// ssdpDigest hashes one fact about ip.
-func ssdpDigest(ip netip.Addr, attr string, v []byte) uint64 {
+// factDigest hashes one fact (attribute and value) about ip.
+func factDigest(ip netip.Addr, attr string, v []byte) uint64 {
 	a := ip.As16()
-	return digest(a[:]) ^ digest(v)*31 ^ digest([]byte(attr))*17
+	h := digest(a[:])
+	for i := range len(attr) {
+		h ^= uint64(attr[i])
+		h *= 1099511628211
+	}
+	for _, c := range v {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h
 }
 
 // addType adds a type of kind ('d' device, 's' service, 'q' searched, 'u'
