@@ -108,7 +108,7 @@ func init() {
 		// A workgroup PC gives its name alone, a partial name without the
 		// root label (RFC 4704 section 4.2).
 		fqdn := append([]byte{0x01, byte(len(opsPC40.Name))}, opsPC40.Name...) // S: the server updates the AAAA record
-		vendor := append([]byte{0, 0, 0x01, 0x37}, 0, 8) // enterprise 311 (Microsoft)
+		vendor := append([]byte{0, 0, 0x01, 0x37}, 0, 8)                       // enterprise 311 (Microsoft)
 		vendor = append(vendor, "MSFT 5.0"...)
 		iaid := []byte{0x0e, 0x18, 0x66, 0xda}
 		clientOpts := func(elapsed uint16, ia []byte) []byte {
