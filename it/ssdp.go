@@ -56,16 +56,7 @@ func ParseSSDP(b []byte, m *SSDPMessage) bool {
 		b = b[:maxSSDPMessage]
 	}
 	line, rest := cutLine(b)
-	switch {
-	case bytes.HasPrefix(line, []byte("NOTIFY * HTTP/1.")):
-		m.Kind = 'N'
-	case bytes.HasPrefix(line, []byte("M-SEARCH * HTTP/1.")):
-		m.Kind = 'M'
-	case bytes.HasPrefix(line, []byte("HTTP/1.")) && len(line) >= 12 && string(line[8:13]) == " 200 ":
-		m.Kind = 'R'
-	case bytes.HasPrefix(line, []byte("HTTP/1.")) && len(line) == 12 && string(line[8:12]) == " 200":
-		m.Kind = 'R'
-	default:
+	if m.Kind = ssdpStartLine(line); m.Kind == 0 {
 		return false
 	}
 	for n := 0; len(rest) > 0 && n < 64; n++ {
@@ -96,6 +87,20 @@ func ParseSSDP(b []byte, m *SSDPMessage) bool {
 		}
 	}
 	return true
+}
+
+// ssdpStartLine says which SSDP message a start line opens: 'N' NOTIFY,
+// 'M' M-SEARCH, 'R' a 200 response; 0 for anything else.
+func ssdpStartLine(line []byte) byte {
+	switch {
+	case bytes.HasPrefix(line, []byte("NOTIFY * HTTP/1.")):
+		return 'N'
+	case bytes.HasPrefix(line, []byte("M-SEARCH * HTTP/1.")):
+		return 'M'
+	case bytes.HasPrefix(line, []byte("HTTP/1.")) && len(line) >= 12 && string(line[8:12]) == " 200" && (len(line) == 12 || line[12] == ' '):
+		return 'R'
+	}
+	return 0
 }
 
 // cutLine splits b after its first line (LF or CRLF ended).
@@ -190,8 +195,11 @@ func (*SSDP) Probe(p *dissect.Packet) bool {
 		return false
 	}
 	b := p.Payload
-	return bytes.HasPrefix(b, []byte("NOTIFY * HTTP/1.")) || bytes.HasPrefix(b, []byte("M-SEARCH * HTTP/1.")) ||
-		(bytes.HasPrefix(b, []byte("HTTP/1.")) && len(b) >= 12 && string(b[8:12]) == " 200")
+	if len(b) > maxSSDPMessage {
+		b = b[:maxSSDPMessage]
+	}
+	line, _ := cutLine(b)
+	return ssdpStartLine(line) != 0
 }
 
 // Handle reads one SSDP message.
