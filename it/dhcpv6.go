@@ -210,7 +210,8 @@ var dhcpv6TypeNames = [...]string{"", "solicit", "advertise", "request", "confir
 //
 // DHCPv6 repeats nothing it said within DefaultDiscoveryRefresh.
 type DHCPv6 struct {
-	seen advertisers
+	seen advertisers // facts said
+	msgs advertisers // messages read: a retransmission is not parsed again
 }
 
 // NewDHCPv6 returns a DHCPv6 dissector.
@@ -238,6 +239,15 @@ func (*DHCPv6) Probe(p *dissect.Packet) bool {
 func (d *DHCPv6) Handle(p *dissect.Packet, out dissect.Sink) {
 	if p == nil || p.Packet == nil {
 		return
+	}
+	if b := p.Payload; len(b) >= 4 {
+		// The transaction id (bytes 1-3) changes with each exchange; the
+		// rest of a client's repeated message does not.
+		a, ad := p.SrcIP.As16(), p.DstIP.As16()
+		sum := digest(b[4:]) ^ digest(a[:])*31 ^ digest(ad[:])*17 ^ uint64(b[0])<<56
+		if !d.msgs.fresh(p.SrcMAC, sum, p.Time.UnixNano(), int64(DefaultDiscoveryRefresh)) {
+			return
+		}
 	}
 	var m DHCPv6Message
 	if !ParseDHCPv6(p.Payload, &m) {

@@ -54,7 +54,8 @@ const maxNDPrefixes = 4
 // source is the sender. NDP repeats nothing it said within
 // DefaultDiscoveryRefresh.
 type NDP struct {
-	seen advertisers
+	seen advertisers // facts said
+	msgs advertisers // messages read: a repeated one is not parsed again
 }
 
 // NewNDP returns a Neighbor Discovery dissector.
@@ -135,6 +136,11 @@ func parseNDOptions(b []byte) (o ndOptions) {
 // Handle reads one Neighbor Discovery message.
 func (d *NDP) Handle(p *dissect.Packet, out dissect.Sink) {
 	if !d.Probe(p) {
+		return
+	}
+	a := p.SrcIP.As16()
+	sum := digest(p.Payload) ^ digest(a[:])*31 ^ uint64(p.ICMPType)<<56 ^ uint64(p.ICMPRest)<<8
+	if !d.msgs.fresh(p.SrcMAC, sum, p.Time.UnixNano(), int64(DefaultDiscoveryRefresh)) {
 		return
 	}
 	var o ndOptions
