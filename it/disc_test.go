@@ -54,6 +54,10 @@ func discEach(t testing.TB, path string, fn func(*dissect.Packet, *dissect.Regis
 		if errors.Is(err, io.EOF) {
 			break
 		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Logf("%s: read up to where the capture is cut: %v", path, err)
+			break
+		}
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
@@ -227,4 +231,34 @@ func discPacket(src, dst string, sport, dport uint16, proto uint8, payload []byt
 		cp.EtherType = 0x86dd
 	}
 	return &dissect.Packet{Packet: cp}
+}
+
+// TestDiscoverySweep runs the discovery dissectors over every corpus
+// capture through the pipeline and checks each observation keeps the
+// contract. It takes minutes: set IT_DISCOVERY_SWEEP=1 to run it.
+func TestDiscoverySweep(t *testing.T) {
+	if os.Getenv("IT_DISCOVERY_SWEEP") == "" {
+		t.Skip("full-corpus sweep: set IT_DISCOVERY_SWEEP=1")
+	}
+	dir := testcorpus.Dir(t)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for _, e := range entries {
+		n := e.Name()
+		if !strings.HasSuffix(n, ".pcap") && !strings.HasSuffix(n, ".pcapng") {
+			continue
+		}
+		out := discRun(t, filepath.Join(dir, n), NewNBNS(), NewBrowser(), NewSSDP(), NewDHCPv6(), NewNDP(), NewWSD(), NewLLTD())
+		for _, o := range out {
+			if o.Attr == dissect.AttrProtocol {
+				continue
+			}
+			discCheckObs(t, o.Protocol, collect{o})
+			counts[o.Protocol]++
+		}
+	}
+	t.Logf("observations by protocol: %v", counts)
 }
