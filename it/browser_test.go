@@ -61,6 +61,7 @@ func browserTypeMask(t *testing.T, names string) uint32 {
 func TestBrowserCorpus(t *testing.T) {
 	for _, name := range browserFiles {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			path := testcorpus.File(t, name)
 			out := discRun(t, path, NewBrowser())
 			discCheckObs(t, "browser", out)

@@ -33,6 +33,7 @@ var dhcpv6Files = []string{
 func TestDHCPv6Corpus(t *testing.T) {
 	for _, name := range dhcpv6Files {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			path := testcorpus.File(t, name)
 			out := discRun(t, path, NewDHCPv6())
 			discCheckObs(t, "dhcpv6", out)

@@ -47,6 +47,7 @@ func ndpBound(out collect, ip, mac string) bool {
 func TestNDPCorpus(t *testing.T) {
 	for _, name := range ndpFiles {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			path := testcorpus.File(t, name)
 			out := discRun(t, path, NewNDP())
 			discCheckObs(t, "ndp", out)

@@ -56,6 +56,7 @@ func TestNBNSRegistrationsCorpus(t *testing.T) {
 	}
 	for _, name := range files {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			path := testcorpus.File(t, name)
 			out := discRun(t, path, NewNBNS())
 			discCheckObs(t, "nbns", out)

@@ -41,6 +41,7 @@ func ssdpHeader(lines, name string) string {
 func TestSSDPCorpus(t *testing.T) {
 	for _, name := range ssdpFiles {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			path := testcorpus.File(t, name)
 			out := discRun(t, path, NewSSDP())
 			discCheckObs(t, "ssdp", out)

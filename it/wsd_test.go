@@ -68,6 +68,7 @@ func wsdOracle(t testing.TB, b []byte) map[string]string {
 func TestWSDCorpus(t *testing.T) {
 	for _, name := range wsdFiles {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			path := testcorpus.File(t, name)
 			pkts := discPackets(t, path, discUDP(WSDPort))
 			if n := len(testcorpus.Tshark(t, path, "udp.port==3702", "frame.number")); n != len(pkts) || n == 0 {
