@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -13,8 +14,7 @@ import (
 )
 
 // wsdFiles hold Windows hosts' Probe, Resolve, Hello and ProbeMatches
-// messages (tshark 4.0 cannot decode XML over UDP, so encoding/xml is the
-// oracle).
+// messages.
 var wsdFiles = []string{
 	"ICS-Pcaps__IEC61850__pres1.pcap",
 	"ICS-Pcaps__LLDP__simens.pcap",
@@ -62,17 +62,71 @@ func wsdOracle(t testing.TB, b []byte) map[string]string {
 	return got
 }
 
+// wsdTshark reads the WS-Discovery messages of a capture with tshark's
+// XML dissector (heuristic xml_udp, off by default): per message, the
+// text of the first element of each local name (Action in the header;
+// Address, Types, Scopes, XAddrs in the body) as its detail view shows
+// them, a start tag on one line and its character data on the next.
+func wsdTshark(t testing.TB, path string) []map[string]string {
+	t.Helper()
+	testcorpus.NeedTshark(t)
+	out, err := exec.Command("tshark", "-r", path, "--enable-heuristic", "xml_udp", "-Y", "udp.port==3702 && xml", "-O", "xml", "-V").Output()
+	if err != nil {
+		t.Fatalf("tshark on %s: %v", path, err)
+	}
+	var msgs []map[string]string
+	var cur map[string]string
+	inBody := false
+	lines := strings.Split(string(out), "\n")
+	for i, l := range lines {
+		l = strings.TrimSpace(l)
+		if l == "eXtensible Markup Language" {
+			cur = map[string]string{}
+			msgs = append(msgs, cur)
+			inBody = false
+			continue
+		}
+		if cur == nil || !strings.HasPrefix(l, "<") || strings.HasPrefix(l, "</") || strings.HasPrefix(l, "<?") {
+			continue
+		}
+		name := strings.TrimSuffix(strings.Fields(strings.TrimPrefix(l, "<"))[0], ">")
+		local := name[strings.LastIndex(name, ":")+1:]
+		if local == "Body" {
+			inBody = true
+		}
+		if i+1 >= len(lines) || (local != "Action" && !inBody) {
+			continue
+		}
+		text := strings.TrimSpace(lines[i+1])
+		if strings.HasPrefix(text, "<") {
+			continue // an element holding elements
+		}
+		if _, ok := cur[local]; !ok {
+			cur[local] = text
+		}
+	}
+	for _, m := range msgs {
+		if a, ok := m["Action"]; ok {
+			m["Action"] = a[strings.LastIndex(a, "/")+1:]
+		}
+	}
+	return msgs
+}
+
 // TestWSDCorpus reads every WS-Discovery message of real captures with
-// ParseWSD and with encoding/xml and compares Action, Address, Types,
-// Scopes and XAddrs; a Probe's Types are the client's probe types.
+// ParseWSD, with tshark's XML dissector (xml.tag, xml.cdata) and with
+// encoding/xml and compares Action, Address, Types, Scopes and XAddrs; a
+// Probe's Types are the client's probe types, a Hello's or ProbeMatch's
+// the device's.
 func TestWSDCorpus(t *testing.T) {
 	for _, name := range wsdFiles {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			path := testcorpus.File(t, name)
 			pkts := discPackets(t, path, discUDP(WSDPort))
-			if n := len(testcorpus.Tshark(t, path, "udp.port==3702", "frame.number")); n != len(pkts) || n == 0 {
-				t.Fatalf("tshark shows %d datagrams on 3702, the sensor decodes %d", n, len(pkts))
+			oracle := wsdTshark(t, path)
+			if len(oracle) != len(pkts) || len(oracle) == 0 {
+				t.Fatalf("tshark reads %d WS-Discovery messages, the sensor decodes %d datagrams on 3702", len(oracle), len(pkts))
 			}
 			out := discRun(t, path, NewWSD())
 			discCheckObs(t, "wsd", out)
@@ -85,12 +139,17 @@ func TestWSDCorpus(t *testing.T) {
 			}
 			identities := 0
 			defer func() { t.Logf("%d identity messages", identities) }()
-			for _, p := range pkts {
+			for i, p := range pkts {
 				var m WSDMessage
 				if !ParseWSD(p.Payload, &m) {
 					t.Fatalf("%s: not read: %q", p.SrcIP, p.Payload)
 				}
 				want := wsdOracle(t, p.Payload)
+				for _, k := range []string{"Action", "Address", "Types", "Scopes", "XAddrs"} {
+					if want[k] != oracle[i][k] {
+						t.Errorf("message %d %s: encoding/xml %q, tshark %q", i, k, want[k], oracle[i][k])
+					}
+				}
 				for _, f := range []struct {
 					name string
 					got  []byte
@@ -135,8 +194,8 @@ func wsdHello(types, xaddrs, scopes string) []byte {
 }
 
 // TestWSDBuilt checks a printer's Hello and an ONVIF camera's
-// ProbeMatches built from the specifications against encoding/xml, that
-// tshark reads the frames without complaint, and what WSD learns.
+// ProbeMatches built from the specifications against tshark's XML
+// dissector and encoding/xml, and what WSD learns.
 func TestWSDBuilt(t *testing.T) {
 	hello := wsdHello("wsdp:Device wprt:PrintDeviceType", "http://10.10.0.45:3911/ http://[fe80::200:74ff:fe9a:1]:3911/", "")
 	matches := bytes.ReplaceAll(wsdHello("dn:NetworkVideoTransmitter tds:Device", "http://10.1.0.80/onvif/device_service",
@@ -151,12 +210,21 @@ func TestWSDBuilt(t *testing.T) {
 	if w := discExpert(t, path); w != "" {
 		t.Fatalf("tshark warns: %s", w)
 	}
-	for _, b := range [][]byte{hello, matches} {
+	oracle := wsdTshark(t, path)
+	if len(oracle) != 2 {
+		t.Fatalf("tshark reads %d messages", len(oracle))
+	}
+	for i, b := range [][]byte{hello, matches} {
 		var m WSDMessage
 		if !ParseWSD(b, &m) {
 			t.Fatal("not read")
 		}
 		want := wsdOracle(t, b)
+		for _, k := range []string{"Action", "Address", "Types", "Scopes", "XAddrs"} {
+			if want[k] != oracle[i][k] {
+				t.Errorf("message %d %s: encoding/xml %q, tshark %q", i, k, want[k], oracle[i][k])
+			}
+		}
 		if string(m.Types) != want["Types"] || string(m.Address) != want["Address"] || string(m.XAddrs) != want["XAddrs"] || string(m.Scopes) != want["Scopes"] {
 			t.Errorf("read %+v, encoding/xml %v", m, want)
 		}
