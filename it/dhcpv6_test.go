@@ -216,18 +216,33 @@ func dhcpv6Seeds(t testing.TB) [][]byte {
 	return seeds
 }
 
+// TestDHCPv6Relayed checks a Solicit relayed with the client's
+// link-layer address (RFC 8415 section 9, RFC 6939): the client is the
+// peer address, its MAC the one the relay states, and the relay is one.
 func TestDHCPv6Relayed(t *testing.T) {
 	d := NewDHCPv6()
 	var out collect
-	p := discPacket("2001:db8::1", "2001:db8::547", 547, 547, capture.ProtoUDP, dhcpv6Seeds(t)[1])
+	sol := append([]byte{DHCPv6Solicit, 0, 0, 1}, dhcpv6Opt(1, 0, 1, 0, 1, 1, 2, 3, 4, 0x00, 0x1b, 0x1b, 0x77, 0x77, 0x77)...)
+	relay := append([]byte{DHCPv6RelayForw, 0}, net.ParseIP("2001:db8:20::1")...)
+	relay = append(relay, net.ParseIP("fe80::21b:1bff:fe55:5555")...)
+	relay = append(relay, dhcpv6Opt(79, 0, 1, 0x00, 0x1b, 0x1b, 0x55, 0x55, 0x55)...)
+	relay = append(relay, dhcpv6Opt(9, sol...)...)
+	p := discPacket("2001:db8:20::1", "2001:db8::547", 547, 547, capture.ProtoUDP, relay)
 	if !d.Probe(p) {
 		t.Fatal("probe refused a relay-forward")
 	}
 	d.Handle(p, &out)
-	// The peer address of the built relay message is ::, no client to
-	// speak of; the relay is still one.
-	if !discHas(out, "2001:db8::1", dissect.AttrRole, RoleDHCPv6Relay) || len(out) != 1 {
-		t.Errorf("got %v", out)
+	discCheckObs(t, "dhcpv6", out)
+	if !discHas(out, "2001:db8:20::1", dissect.AttrRole, RoleDHCPv6Relay) {
+		t.Errorf("no relay role: %v", out)
+	}
+	client := "fe80::21b:1bff:fe55:5555"
+	bound := false
+	for _, o := range out {
+		bound = bound || (o.Attr == dissect.AttrIP && o.IP.String() == client && o.MAC.String() == "00:1b:1b:55:55:55")
+	}
+	if !bound || !discHas(out, client, AttrDHCPv6DUIDMAC, "00:1b:1b:77:77:77") {
+		t.Errorf("client not bound to the relay's link-layer address, or DUID MAC lost: %v", out)
 	}
 }
 
