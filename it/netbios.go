@@ -17,7 +17,7 @@ const (
 // NetBIOS name suffixes (the 16th byte of a name) that say what a name is.
 const (
 	NBSuffixWorkstation = 0x00 // unique: the computer's name; group: its workgroup or domain
-	NBSuffixMessenger   = 0x03
+	NBSuffixMessenger   = 0x03 // unique: messenger service, named for the computer or a logged-on user
 	NBSuffixDomainMB    = 0x1B // unique: domain master browser (the PDC) of the domain
 	NBSuffixDomainDCs   = 0x1C // group: the domain controllers of the domain
 	NBSuffixMasterBrwsr = 0x1D // unique: the local master browser of the workgroup
@@ -167,7 +167,7 @@ type nbnsRR struct {
 	RData []byte
 }
 
-// readRR reads the resource record at b[off:].
+// readNBNSRR reads the resource record at b[off:].
 func readNBNSRR(b []byte, off int) (rr nbnsRR, next int, ok bool) {
 	rr.Name, off, ok = decodeNBName(b, off, true)
 	if !ok || off+10 > len(b) {
