@@ -186,12 +186,17 @@ func NewSSDP() *SSDP { return &SSDP{} }
 // Name returns "ssdp".
 func (*SSDP) Name() string { return "ssdp" }
 
-// Wants asks for UDP port 1900.
-func (*SSDP) Wants() dissect.Wants { return dissect.Wants{UDPPorts: []uint16{SSDPPort}} }
+// Wants asks for UDP port 1900, and to be tried on other UDP flows:
+// devices answer an M-SEARCH from whatever port they like.
+func (*SSDP) Wants() dissect.Wants {
+	return dissect.Wants{UDPPorts: []uint16{SSDPPort}, Heuristic: true}
+}
 
-// Probe reports whether p's payload opens with an SSDP start line.
+// Probe reports whether p is a UDP datagram whose payload opens with an
+// SSDP start line; away from port 1900, a response must also carry the
+// ST or USN header of a search response.
 func (*SSDP) Probe(p *dissect.Packet) bool {
-	if p == nil || p.Packet == nil {
+	if p == nil || p.Packet == nil || p.IPProto != capture.ProtoUDP {
 		return false
 	}
 	b := p.Payload
@@ -199,7 +204,17 @@ func (*SSDP) Probe(p *dissect.Packet) bool {
 		b = b[:maxSSDPMessage]
 	}
 	line, _ := cutLine(b)
-	return ssdpStartLine(line) != 0
+	switch ssdpStartLine(line) {
+	case 0:
+		return false
+	case 'R':
+		if p.SrcPort == SSDPPort || p.DstPort == SSDPPort {
+			return true
+		}
+		var m SSDPMessage
+		return ParseSSDP(b, &m) && (m.NT != nil || m.USN != nil)
+	}
+	return true
 }
 
 // Handle reads one SSDP message.

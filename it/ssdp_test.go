@@ -139,6 +139,28 @@ func TestSSDPRepeats(t *testing.T) {
 	}
 }
 
+// TestSSDPEphemeralResponse checks that a search response from a port
+// other than 1900 is found by its payload through the registry, and that
+// an HTTP 200 over UDP without SSDP headers is not taken for one.
+func TestSSDPEphemeralResponse(t *testing.T) {
+	mac := capture.MAC{0x00, 0x04, 0x20, 1, 2, 3}
+	resp := []byte("HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=100\r\nEXT:\r\nLOCATION: http://10.1.0.9:49152/description.xml\r\nSERVER: Linux/3.14 UPnP/1.0 IpBridge/1.26.0\r\nST: upnp:rootdevice\r\nUSN: uuid:2f402f80-da50-11e1-9b23-001788255acc::upnp:rootdevice\r\n\r\n")
+	other := []byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	path := discPcap(t, [][]byte{
+		udpFrame(t, mac, "10.1.0.9", "10.1.0.7", 49153, 50123, resp),
+		udpFrame(t, mac, "10.1.0.10", "10.1.0.7", 49153, 50124, other),
+	})
+	out := discRun(t, path, NewSSDP())
+	if !discHas(out, "10.1.0.9", AttrSSDPServer, "Linux/3.14 UPnP/1.0 IpBridge/1.26.0") || !discHas(out, "10.1.0.9", AttrSSDPUUID, "2f402f80-da50-11e1-9b23-001788255acc") {
+		t.Errorf("response from an ephemeral port: %v", out)
+	}
+	for _, o := range out {
+		if o.IP.String() == "10.1.0.10" || o.Peer.String() == "10.1.0.10" {
+			t.Errorf("plain HTTP over UDP taken for SSDP: %+v", o)
+		}
+	}
+}
+
 func ssdpSeeds(t testing.TB) [][]byte {
 	seeds := [][]byte{
 		ssdpNotify("10.0.0.1", "urn:schemas-upnp-org:device:Printer:1", "u", "s"),

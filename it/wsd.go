@@ -163,13 +163,15 @@ func NewWSD() *WSD { return &WSD{} }
 // Name returns "wsd".
 func (*WSD) Name() string { return "wsd" }
 
-// Wants asks for UDP port 3702.
-func (*WSD) Wants() dissect.Wants { return dissect.Wants{UDPPorts: []uint16{WSDPort}} }
+// Wants asks for UDP port 3702, and to be tried on other UDP flows:
+// ProbeMatches and ResolveMatches go back to the port a Probe came from,
+// and Windows sends them from an ephemeral port.
+func (*WSD) Wants() dissect.Wants { return dissect.Wants{UDPPorts: []uint16{WSDPort}, Heuristic: true} }
 
-// Probe reports whether p's payload is an XML envelope whose start holds
-// a WS-Discovery action.
+// Probe reports whether p is a UDP datagram whose payload is an XML
+// envelope whose start holds a WS-Discovery action.
 func (*WSD) Probe(p *dissect.Packet) bool {
-	if p == nil || p.Packet == nil {
+	if p == nil || p.Packet == nil || p.IPProto != capture.ProtoUDP {
 		return false
 	}
 	b := p.Payload

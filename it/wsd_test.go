@@ -207,6 +207,12 @@ func TestWSDBuilt(t *testing.T) {
 		udpFrame(t, mac, "10.1.0.80", "10.1.0.7", 3702, 50123, matches),
 	}
 	path := discPcap(t, frames)
+	// Windows answers from an ephemeral port: the flow is found by its
+	// payload (tshark is not shown this one: it does not try XML there).
+	ephemeral := discRun(t, discPcap(t, [][]byte{udpFrame(t, mac, "10.1.0.81", "10.1.0.7", 50200, 50123, matches)}), NewWSD())
+	if !discHas(ephemeral, "10.1.0.81", AttrWSDTypes, "dn:NetworkVideoTransmitter tds:Device") || !discHas(ephemeral, "", dissect.AttrProtocol, "wsd") {
+		t.Errorf("ProbeMatches between ephemeral ports: %v", ephemeral)
+	}
 	if w := discExpert(t, path); w != "" {
 		t.Fatalf("tshark warns: %s", w)
 	}
