@@ -47,8 +47,10 @@ const (
 )
 
 // BrowserAnnouncement is a HostAnnouncement, LocalMasterAnnouncement or
-// DomainAnnouncement (MS-BRWS sections 2.2.1, 2.2.6, 2.2.7), with the
-// NetBIOS datagram that carried it. Byte slices point into the message.
+// DomainAnnouncement (MS-BRWS section 2.2: HostAnnouncement 2.2.1,
+// DomainAnnouncement 2.2.7, LocalMasterAnnouncement laid out as a host
+// announcement), with the NetBIOS datagram that carried it. Byte slices
+// point into the message.
 type BrowserAnnouncement struct {
 	Opcode      uint8
 	SourceIP    netip.Addr // from the NetBIOS datagram header
