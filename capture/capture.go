@@ -153,6 +153,10 @@ type Packet struct {
 	TCPOptions       []byte // raw TCP options (for stack fingerprints)
 
 	ICMPType, ICMPCode uint8
+	// ICMPRest is bytes 4-7 of the ICMP header, big-endian: identifier
+	// and sequence of an echo, the flags of a Neighbor Advertisement, the
+	// hop limit, flags and router lifetime of a Router Advertisement.
+	ICMPRest uint32
 
 	// Payload is the L4 payload for TCP/UDP, the message after the ICMP
 	// header for ICMP, or the bytes after the EtherType for non-IP frames

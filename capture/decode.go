@@ -570,6 +570,7 @@ func decodeL4(proto uint8, b []byte, p *Packet, depth int) error {
 		p.ICMPType = b[0]
 		p.ICMPCode = b[1]
 		if len(b) >= 8 {
+			p.ICMPRest = be32(b[4:])
 			p.Payload = b[8:]
 		} else {
 			p.Payload = b[len(b):]
