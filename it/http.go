@@ -2,6 +2,7 @@ package it
 
 import (
 	"bytes"
+	"slices"
 
 	"github.com/passivesensor/sensor/capture"
 	"github.com/passivesensor/sensor/dissect"
@@ -26,11 +27,11 @@ const (
 
 // Bounds of the HTTP dissector.
 const (
-	httpMaxPackets  = 64       // payload packets read per flow
-	httpMaxMessages = 8        // messages read per direction
-	httpMaxHeader   = 8 << 10  // a header block longer than this is skipped
-	httpMaxBody     = 32 << 10 // longest UPnP description read
-	httpLineProbe   = 1024     // longest start line waited for
+	httpMaxPackets  = 64            // payload packets read per flow
+	httpMaxMessages = 8             // messages read per direction
+	httpMaxHeader   = 8 << 10       // a header block longer than this is skipped
+	httpMaxBody     = 32 << 10      // longest UPnP description read
+	httpLineProbe   = httpMaxHeader // longest start line waited for
 )
 
 // httpPorts are the TCP ports that nominate HTTP.
@@ -92,6 +93,18 @@ func httpRequestLine(line []byte) bool {
 	return len(v) == 8 && bytes.HasPrefix(v, []byte("HTTP/1.")) && v[7] >= '0' && v[7] <= '9'
 }
 
+// httpRequestStart reports whether b starts "METHOD /" or
+// "METHOD http://" and is a long segment (the start of a long request
+// line).
+func httpRequestStart(b []byte) bool {
+	sp := bytes.IndexByte(b, ' ')
+	if len(b) < 256 || sp <= 0 || !appIsMethod(b[:sp]) {
+		return false
+	}
+	t := b[sp+1:]
+	return bytes.HasPrefix(t, []byte("/")) || bytes.HasPrefix(t, []byte("http://"))
+}
+
 // httpStatusLine reports whether line is "HTTP/1.x NNN ..." and returns the
 // status code.
 func httpStatusLine(line []byte) (int, bool) {
@@ -113,7 +126,9 @@ func (*HTTP) Probe(p *dissect.Packet) bool {
 	}
 	line, _, ok := appNextLine(p.Payload)
 	if !ok {
-		return false
+		// A request line longer than the segment: on a web port, its
+		// method and the start of the target are enough.
+		return (slices.Contains(httpPorts, p.Flow.Server.Port()) || slices.Contains(httpPorts, p.Flow.Client.Port())) && httpRequestStart(line)
 	}
 	if httpRequestLine(line) {
 		return true
