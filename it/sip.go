@@ -25,14 +25,14 @@ const (
 	RoleSIPRegistrar = "sip-registrar" // answers REGISTER
 )
 
-const sipMaxPackets = 32 // payload packets read per flow
+const sipMaxPackets = 64 // payload packets read per flow
 
 // SIP reads SIP (RFC 3261) on UDP and TCP port 5060 and, by its request or
 // status line, on other UDP and TCP ports: the User-Agent and Server
 // headers, the From and Contact URIs of requests (user and host, no
 // parameters), and the roles of user agents and registrars. SIP over TCP
 // is read when a segment starts with a message (headers in one segment,
-// as is usual). A flow is read for at most 32 payload packets; each fact
+// as is usual). A flow is read for at most 64 payload packets; each fact
 // is emitted once per flow.
 type SIP struct{}
 

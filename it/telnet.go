@@ -14,7 +14,7 @@ const AttrTelnetBanner = "telnet.banner"
 const RoleTelnetServer = "telnet-server"
 
 const (
-	telnetMaxPackets = 6   // server payload packets read
+	telnetMaxPackets = 16  // server payload packets read
 	telnetMaxBanner  = 200 // banner bytes kept
 	telnetIAC        = 255
 	telnetSB         = 250
@@ -25,7 +25,7 @@ const (
 // printable text of its first payload packets, with option negotiation
 // (RFC 855: IAC WILL/WONT/DO/DONT and IAC SB ... IAC SE) taken out. It
 // stops at 200 bytes of text, a line ending in a prompt ("login:",
-// "Username:", "Password:" ...), or 6 server packets, then emits the
+// "Username:", "Password:" ...), or 16 server packets, then emits the
 // banner once. What clients type is never read.
 type Telnet struct{}
 
