@@ -22,19 +22,15 @@ type appFacts struct {
 
 // add reports whether the fact is new, and remembers it.
 func (s *appFacts) add(ip netip.Addr, attr string, v []byte) bool {
-	h := uint32(2166136261)
-	mix := func(c byte) { h ^= uint32(c); h *= 16777619 }
-	a16 := ip.As16()
-	for _, c := range a16 {
-		mix(c)
-	}
-	for i := 0; i < len(attr); i++ {
-		mix(attr[i])
-	}
-	mix(0)
-	for _, c := range v {
-		mix(c)
-	}
+	return s.addHash(appFactHash(ip, attr, v))
+}
+
+// addString is add for a string value.
+func (s *appFacts) addString(ip netip.Addr, attr, v string) bool {
+	return s.addHash(appFactHash(ip, attr, v))
+}
+
+func (s *appFacts) addHash(h uint32) bool {
 	for _, x := range s.h[:s.n] {
 		if x == h {
 			return false
@@ -46,6 +42,23 @@ func (s *appFacts) add(ip netip.Addr, attr string, v []byte) bool {
 	s.h[s.n] = h
 	s.n++
 	return true
+}
+
+// appFactHash hashes (ip, attr, v) with FNV-1a.
+func appFactHash[T string | []byte](ip netip.Addr, attr string, v T) uint32 {
+	h := uint32(2166136261)
+	a16 := ip.As16()
+	for _, c := range a16 {
+		h = (h ^ uint32(c)) * 16777619
+	}
+	for i := 0; i < len(attr); i++ {
+		h = (h ^ uint32(attr[i])) * 16777619
+	}
+	h *= 16777619 // separator
+	for i := 0; i < len(v); i++ {
+		h = (h ^ uint32(v[i])) * 16777619
+	}
+	return h
 }
 
 // full reports whether the set can take no more facts.
@@ -76,7 +89,7 @@ func (e *appEmitter) raw(ip netip.Addr, attr string, v []byte, peer netip.Addr) 
 
 // str emits a string value.
 func (e *appEmitter) str(ip netip.Addr, attr, v string, peer netip.Addr) {
-	if v == "" || !ip.IsValid() || !e.seen.add(ip, attr, []byte(v)) {
+	if v == "" || !ip.IsValid() || !e.seen.addString(ip, attr, v) {
 		return
 	}
 	e.out.Observe(dissect.Observation{Time: e.p.Time, IP: ip, Attr: attr, Value: v, Protocol: e.proto, Peer: peer})

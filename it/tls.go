@@ -77,10 +77,22 @@ var tlsPorts = []uint16{443, 8443, 636, 993, 995, 465, 853, 5061, 4840, 4843, 88
 // spanning records are reassembled up to 24 KiB. A direction is read until
 // it changes cipher spec (or sends application data), and a flow for at
 // most 24 payload packets; each fact is emitted once per flow.
-type TLS struct{}
+type TLS struct {
+	// prints caches the fingerprints of the ClientHellos seen, by a hash
+	// of what the fingerprints read: a client sends the same hello on
+	// each connection. Bounded: cleared when full.
+	prints map[uint64]tlsPrints
+}
 
-// NewTLS returns a TLS dissector.
-func NewTLS() *TLS { return &TLS{} }
+// tlsPrints are a ClientHello's fingerprints.
+type tlsPrints struct{ ja3, ja3Full, ja4 string }
+
+// tlsMaxPrints bounds the fingerprint cache.
+const tlsMaxPrints = 512
+
+// NewTLS returns a TLS dissector. Each pipeline worker should hold its own
+// (All returns fresh instances): a TLS is not safe for concurrent use.
+func NewTLS() *TLS { return &TLS{prints: map[uint64]tlsPrints{}} }
 
 func init() { register(81, "tls", func() dissect.Dissector { return NewTLS() }) }
 
@@ -223,7 +235,7 @@ func (t *TLS) handshake(st *tlsFlow, d uint8, frag []byte, e *appEmitter) {
 		data = data[4+l:]
 		switch {
 		case typ == tlsClientHello && d == 0:
-			tlsClientHelloFacts(body, e)
+			t.clientHelloFacts(body, e)
 			t.stop(st, d) // nothing more to learn from the client
 		case typ == tlsServerHello && d == 1:
 			if tlsServerHelloFacts(body, e) {
@@ -501,17 +513,59 @@ func tlsHash12(s string) string {
 	return hex.EncodeToString(sum[:6])
 }
 
-// tlsClientHelloFacts emits what a ClientHello says about the client.
-func tlsClientHelloFacts(body []byte, e *appEmitter) {
+// key hashes what JA3 and JA4 read of h (FNV-1a, 64 bits).
+func (h *ClientHello) key() uint64 {
+	k := uint64(14695981039346656037)
+	mix := func(v uint16) {
+		k ^= uint64(v)
+		k *= 1099511628211
+	}
+	mix(h.Version)
+	for _, list := range [...][]uint16{h.Ciphers, h.Extensions, h.Groups, h.SigAlgs, h.Versions} {
+		mix(0xffff)
+		for _, v := range list {
+			mix(v)
+		}
+	}
+	mix(0xffff)
+	for _, v := range h.Points {
+		mix(uint16(v))
+	}
+	mix(0xffff)
+	if len(h.ALPN) > 0 {
+		for i := 0; i < len(h.ALPN[0]); i++ {
+			mix(uint16(h.ALPN[0][i]))
+		}
+	}
+	if h.HasSNI {
+		mix(1)
+	}
+	return k
+}
+
+// clientHelloFacts emits what a ClientHello says about the client.
+func (t *TLS) clientHelloFacts(body []byte, e *appEmitter) {
 	h, ok := ParseClientHello(body)
 	if !ok {
 		return
 	}
+	if t.prints == nil {
+		t.prints = map[uint64]tlsPrints{}
+	}
+	k := h.key()
+	fp, ok := t.prints[k]
+	if !ok {
+		fp = tlsPrints{ja3: h.JA3(), ja3Full: h.JA3String(), ja4: h.JA4()}
+		if len(t.prints) >= tlsMaxPrints {
+			clear(t.prints)
+		}
+		t.prints[k] = fp
+	}
 	client, server := e.src(), e.dst()
 	e.str(client, AttrTLSSNI, h.SNI, server)
-	e.str(client, AttrTLSJA3, h.JA3(), server)
-	e.str(client, AttrTLSJA3Full, h.JA3String(), server)
-	e.str(client, AttrTLSJA4, h.JA4(), server)
+	e.str(client, AttrTLSJA3, fp.ja3, server)
+	e.str(client, AttrTLSJA3Full, fp.ja3Full, server)
+	e.str(client, AttrTLSJA4, fp.ja4, server)
 	if len(h.ALPN) > 0 {
 		var buf [4 * maxText]byte
 		e.raw(client, AttrTLSALPN, cleanText(buf[:0], []byte(strings.Join(h.ALPN, ",")), maxText), server)
