@@ -32,6 +32,7 @@ const (
 	httpMaxHeader   = 8 << 10       // a header block longer than this is skipped
 	httpMaxBody     = 32 << 10      // longest UPnP description read
 	httpLineProbe   = httpMaxHeader // longest start line waited for
+	httpKeepBuffer  = 4 << 10       // a larger empty buffer is released
 )
 
 // httpPorts are the TCP ports that nominate HTTP.
@@ -182,6 +183,11 @@ func (h *HTTP) Handle(p *dissect.Packet, out dissect.Sink) {
 		}
 		if !h.message(st, d, s, &e) {
 			break
+		}
+		if len(s.Bytes()) == 0 && cap(s.Bytes()) > httpKeepBuffer {
+			// Between messages: give a grown buffer back rather than
+			// hold it for the life of the flow.
+			*s = dissect.Stream{Max: s.Max}
 		}
 		st.msgs[d]++
 		if st.msgs[0] >= httpMaxMessages && st.msgs[1] >= httpMaxMessages {
