@@ -82,6 +82,14 @@ type TLS struct {
 	// of what the fingerprints read: a client sends the same hello on
 	// each connection. Bounded: cleared when full.
 	prints map[uint64]tlsPrints
+	// certs caches what the leaf certificates seen say, by a hash of
+	// their DER: a server sends the same one on each connection.
+	certs map[uint64]*tlsCert
+}
+
+// tlsCert is what the TLS dissector reads of a certificate.
+type tlsCert struct {
+	subject, org, sans, issuer, notBefore, notAfter string
 }
 
 // tlsPrints are a ClientHello's fingerprints.
@@ -92,7 +100,7 @@ const tlsMaxPrints = 512
 
 // NewTLS returns a TLS dissector. Each pipeline worker should hold its own
 // (All returns fresh instances): a TLS is not safe for concurrent use.
-func NewTLS() *TLS { return &TLS{prints: map[uint64]tlsPrints{}} }
+func NewTLS() *TLS { return &TLS{prints: map[uint64]tlsPrints{}, certs: map[uint64]*tlsCert{}} }
 
 func init() { register(81, "tls", func() dissect.Dissector { return NewTLS() }) }
 
@@ -243,7 +251,7 @@ func (t *TLS) handshake(st *tlsFlow, d uint8, frag []byte, e *appEmitter) {
 				t.stop(st, d) // the rest is encrypted
 			}
 		case typ == tlsCertificate && d == 1 && !st.tls13:
-			tlsCertificateFacts(body, e)
+			t.certificateFacts(body, e)
 		case typ == tlsHelloDone:
 			t.stop(st, d)
 		}
@@ -617,9 +625,9 @@ func tlsServerHelloFacts(body []byte, e *appEmitter) (tls13 bool) {
 	return v == 0x0304
 }
 
-// tlsCertificateFacts reads the leaf of a Certificate message (RFC 5246
+// certificateFacts reads the leaf of a Certificate message (RFC 5246
 // section 7.4.2) and emits its identity about the server.
-func tlsCertificateFacts(body []byte, e *appEmitter) {
+func (t *TLS) certificateFacts(body []byte, e *appEmitter) {
 	r := tlsReader{b: body}
 	list := tlsReader{b: r.next(int(uint32(r.u8())<<16 | uint32(r.u16())))}
 	if r.bad || len(list.b) < 3 {
@@ -630,23 +638,55 @@ func tlsCertificateFacts(body []byte, e *appEmitter) {
 	if list.bad || len(der) == 0 || len(der) > tlsMaxCert {
 		return
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
+	// The length and the last bytes (the signature's) tell certificates
+	// apart without hashing them whole.
+	k := uint64(14695981039346656037) ^ uint64(len(der))
+	for _, c := range der[max(0, len(der)-96):] {
+		k = (k ^ uint64(c)) * 1099511628211
+	}
+	if t.certs == nil {
+		t.certs = map[uint64]*tlsCert{}
+	}
+	c, ok := t.certs[k]
+	if !ok {
+		c = parseTLSCert(der)
+		if len(t.certs) >= tlsMaxPrints {
+			clear(t.certs)
+		}
+		t.certs[k] = c // nil when unreadable: not parsed again
+	}
+	if c == nil {
 		return
 	}
 	server, client := e.src(), e.dst()
+	e.str(server, AttrTLSCertSubject, c.subject, client)
+	e.str(server, AttrTLSCertOrg, c.org, client)
+	e.str(server, AttrTLSCertSANs, c.sans, client)
+	e.str(server, AttrTLSCertIssuer, c.issuer, client)
+	e.str(server, AttrTLSCertNotBefore, c.notBefore, client)
+	e.str(server, AttrTLSCertNotAfter, c.notAfter, client)
+}
+
+// parseTLSCert reads a DER certificate, or returns nil.
+func parseTLSCert(der []byte) *tlsCert {
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil
+	}
 	var buf [4 * maxText]byte
-	e.text(server, AttrTLSCertSubject, []byte(cert.Subject.CommonName), client)
-	e.text(server, AttrTLSCertOrg, []byte(strings.Join(cert.Subject.Organization, ",")), client)
-	sans := cleanText(buf[:0], []byte(strings.Join(certSANs(cert), ",")), maxText)
-	e.raw(server, AttrTLSCertSANs, sans, client)
+	text := func(s string) string { return string(cleanText(buf[:0], []byte(s), maxText)) }
 	issuer := cert.Issuer.CommonName
 	if issuer == "" {
 		issuer = cert.Issuer.String()
 	}
-	e.text(server, AttrTLSCertIssuer, []byte(issuer), client)
-	e.str(server, AttrTLSCertNotBefore, cert.NotBefore.UTC().Format(time.RFC3339), client)
-	e.str(server, AttrTLSCertNotAfter, cert.NotAfter.UTC().Format(time.RFC3339), client)
+	return &tlsCert{
+		subject:   text(cert.Subject.CommonName),
+		org:       text(strings.Join(cert.Subject.Organization, ",")),
+		sans:      text(strings.Join(certSANs(cert), ",")),
+		issuer:    text(issuer),
+		notBefore: cert.NotBefore.UTC().Format(time.RFC3339),
+		notAfter:  cert.NotAfter.UTC().Format(time.RFC3339),
+	}
 }
 
 // certSANs returns the DNS names and IP addresses a certificate names.
