@@ -355,3 +355,28 @@ func BenchmarkTLSClientHello(b *testing.B) {
 		d.Handle(p, out)
 	}
 }
+
+// TestTLSCacheAcrossFlows: a second connection to the same server, with
+// the same client, emits the same facts (read from the caches).
+func TestTLSCacheAcrossFlows(t *testing.T) {
+	d := NewTLS()
+	flight := tlsServerFlight(t, tlsTestCert(t))
+	var first []string
+	for i := 0; i < 2; i++ {
+		f := &flow.Flow{Proto: 6, Client: netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), uint16(40000+i)), Server: netip.MustParseAddrPort("10.0.0.2:443")}
+		var out collect
+		d.Handle(appTCPPkt(f, flow.FromClient, 1, tlsSpecHello()), &out)
+		d.Handle(appTCPPkt(f, flow.FromServer, 1, flight), &out)
+		var got []string
+		for _, o := range out {
+			got = append(got, o.Attr+"="+o.Value)
+		}
+		if i == 0 {
+			first = got
+			continue
+		}
+		if strings.Join(got, "\n") != strings.Join(first, "\n") || len(got) < 12 {
+			t.Errorf("second flow:\n%s\nfirst:\n%s", strings.Join(got, "\n"), strings.Join(first, "\n"))
+		}
+	}
+}
