@@ -92,3 +92,17 @@ p0f-data:
 	  echo "; Only the tcp:request and tcp:response sections, comments dropped; regenerate with make p0f-data."; \
 	  sed -n '/^\[tcp:request\]/,/^\[http:request\]/p' $(P0F_FP) | grep -v '^;' | grep -v '^[[:space:]]*$$' | grep -v '^\[http'; \
 	} > asset/p0f-tcp.fp
+
+# enterprises-data regenerates it/data/enterprises.tsv, the IANA private
+# enterprise numbers (id and name) that name an SNMP agent's maker from its
+# sysObjectID, from Debian's libwireshark-data copy of the IANA registry.
+ENTERPRISES_SRC ?= /usr/share/wireshark/enterprises.tsv
+.PHONY: enterprises-data
+enterprises-data:
+	@test -r $(ENTERPRISES_SRC) || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q libwireshark-data; }
+	@mkdir -p it/data
+	{ printf '# IANA private enterprise numbers (id<TAB>name), from %s (libwireshark-data %s, %s), generated %s by make enterprises-data\n' \
+		"$(ENTERPRISES_SRC)" "$$(dpkg-query -W -f='$${Version}' libwireshark-data 2>/dev/null)" \
+		"$$(grep -o 'last updated [0-9-]*' $(ENTERPRISES_SRC) | head -1)" "$$(date -u +%Y-%m-%d)"; \
+	  grep -v '^#' $(ENTERPRISES_SRC) | awk -F'\t' 'NF >= 2 && $$1 ~ /^[0-9]+$$/ { n = $$2; sub(/[ \t]*\(https?:[^)]*\)[ \t]*$$/, "", n); gsub(/[ \t]+$$/, "", n); if (n != "") print $$1 "\t" n }' | sort -n -k1,1; \
+	} > it/data/enterprises.tsv

@@ -162,8 +162,12 @@ func (r *Registry) Dispatch(p *Packet, out Sink) {
 // probe returns the first of cands whose Probe accepts p. Candidates that
 // ports already nominated for this flow are skipped (they said no).
 func (r *Registry) probe(p *Packet, cands []int16, ports map[uint16][]int16) int16 {
+	var sp, cp []int16 // looked up once, not per candidate
+	if ports != nil && len(cands) > 0 {
+		sp, cp = ports[p.Flow.Server.Port()], ports[p.Flow.Client.Port()]
+	}
 	for _, id := range cands {
-		if ports != nil && (has(ports[p.Flow.Server.Port()], id) || has(ports[p.Flow.Client.Port()], id)) {
+		if has(sp, id) || has(cp, id) {
 			continue
 		}
 		if r.ds[id-1].Probe(p) {
