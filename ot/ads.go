@@ -94,14 +94,14 @@ const (
 // 3 TwinCAT version (major, minor, build LE), 4 OS version (Windows
 // OSVERSIONINFO: size, major, minor, build, platform, 4 bytes each).
 const (
-	adsDiscHeaderLen   = 24
-	adsDiscResponse    = 0x80000000
-	adsDiscSearch      = 1
-	adsDiscAddRoute    = 6
-	adsTagVersion      = 3
-	adsTagOS           = 4
-	adsTagHostname     = 5
-	adsDiscMaxTags     = 32
+	adsDiscHeaderLen = 24
+	adsDiscResponse  = 0x80000000
+	adsDiscSearch    = 1
+	adsDiscAddRoute  = 6
+	adsTagVersion    = 3
+	adsTagOS         = 4
+	adsTagHostname   = 5
+	adsDiscMaxTags   = 32
 )
 
 var adsDiscoveryMagic = [4]byte{0x03, 0x66, 0x14, 0x71}
