@@ -1,7 +1,12 @@
 package ot
 
 import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
 	"net/netip"
+	"os/exec"
 	"slices"
 	"sort"
 	"strings"
@@ -10,7 +15,38 @@ import (
 	"github.com/passivesensor/sensor/capture"
 	"github.com/passivesensor/sensor/dissect"
 	"github.com/passivesensor/sensor/flow"
+	"github.com/passivesensor/sensor/internal/testcorpus"
 )
+
+// vndTshark is testcorpus.Tshark for captures whose last packet is cut
+// short: tshark reads every whole packet, then exits with status 2.
+func vndTshark(t *testing.T, file, filter string, fields ...string) [][]string {
+	t.Helper()
+	testcorpus.NeedTshark(t)
+	args := []string{"-r", file, "-T", "fields", "-E", "separator=/t", "-E", "occurrence=a", "-E", "aggregator=,", "-Y", filter}
+	for _, f := range fields {
+		args = append(args, "-e", f)
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command("tshark", args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	var ee *exec.ExitError
+	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 2 && strings.Contains(stderr.String(), "cut short")) {
+		t.Fatalf("tshark %v: %v\n%s", args, err, stderr.String())
+	}
+	var rows [][]string
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		row := strings.Split(sc.Text(), "\t")
+		for len(row) < len(fields) {
+			row = append(row, "")
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
 
 // Test helpers of the vendor protocol dissectors.
 
@@ -79,4 +115,37 @@ func vndFuzz(t *testing.T, d dissect.Dissector, f *flow.Flow, b []byte, dir flow
 		d.Probe(p)
 		d.Handle(p, sink)
 	}
+}
+
+// vndRunFile is runFile for captures whose last record is cut short (as
+// some public ones are): it reads every whole record, then stops.
+func vndRunFile(t testing.TB, path string, ds ...dissect.Dissector) collect {
+	t.Helper()
+	src, err := capture.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var (
+		dec capture.Decoder
+		cp  capture.Packet
+		out collect
+	)
+	tab := flow.NewTable(flow.Config{})
+	reg := dissect.NewRegistry(ds...)
+	for {
+		fr, err := src.Next()
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if dec.Decode(fr, &cp) != nil && !cp.HasIP() {
+			continue
+		}
+		f, dir := tab.Lookup(&cp)
+		reg.Dispatch(&dissect.Packet{Packet: &cp, Flow: f, Dir: dir}, &out)
+	}
+	return out
 }
