@@ -277,7 +277,7 @@ func (a *ADS) ams(p *dissect.Packet, st *adsFlow, b []byte, out dissect.Sink) {
 	}
 	data := b[amsHeaderLen:]
 	if !resp {
-		vndService(out, p, "ads", adsCommands, &st.services, &st.other, srv, cli, cmd, vndDec, adsFlags)
+		vndService(out, p, "ads", adsCommands, &st.services, &st.other, srv, cli, cmd, adsFlags)
 		if cmd == 5 {
 			// Write Control: ADS state (2), device state (2), length (4).
 			if len(data) >= 2 {

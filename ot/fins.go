@@ -307,7 +307,7 @@ func (f *FINS) frame(p *dissect.Packet, st *finsFlow, b []byte, out dissect.Sink
 			strconv.Itoa(int(b[6]))+"."+strconv.Itoa(int(b[7]))+"."+strconv.Itoa(int(b[8])), netip.Addr{})
 	}
 	if !resp {
-		vndService(out, p, "fins", finsCommands, &st.services, &st.other, srv, cli, code, vndHex4, finsFlags)
+		vndService(out, p, "fins", finsCommands, &st.services, &st.other, srv, cli, code, finsFlags)
 		return
 	}
 	// Response: end code (MRES, SRES), then data. MRES bit 7 flags a relay

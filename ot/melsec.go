@@ -325,7 +325,7 @@ func (s *SLMP) frame(p *dissect.Packet, st *slmpFlow, b []byte, out dissect.Sink
 		}
 		melsecRoute(p, out, "slmp", AttrSLMPRoute, &st.routes, &st.nroutes, srv, h[2:])
 		cmd := binary.LittleEndian.Uint16(h[11:])
-		vndService(out, p, "slmp", slmpCommands, &st.services, &st.other, srv, cli, cmd, vndHex4, slmpFlags)
+		vndService(out, p, "slmp", slmpCommands, &st.services, &st.other, srv, cli, cmd, slmpFlags)
 		if st.npend == slmpPending {
 			copy(st.pend[:], st.pend[1:])
 			st.npend--
@@ -498,7 +498,7 @@ func (m *MELSOFT) frame(p *dissect.Packet, st *melsoftFlow, b []byte, resp bool,
 	}
 	melsecRoute(p, out, "melsoft", AttrMELSOFTRoute, &st.routes, &st.nroutes, srv, b[9:14])
 	cmd := binary.BigEndian.Uint16(b[melsoftReqCmd:])
-	vndService(out, p, "melsoft", melsoftCommands, &st.services, &st.other, srv, cli, cmd, vndHex4, melsoftFlags)
+	vndService(out, p, "melsoft", melsoftCommands, &st.services, &st.other, srv, cli, cmd, melsoftFlags)
 }
 
 func init() {

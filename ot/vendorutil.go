@@ -71,6 +71,7 @@ type vndCommand struct {
 // values ("prefix:code name"), so that looking a command up allocates
 // nothing. Codes not in the table share the last index.
 type vndTable struct {
+	format   func(uint16) string
 	idx      map[uint16]uint8
 	services []string
 	kinds    []uint8
@@ -78,7 +79,7 @@ type vndTable struct {
 
 // newVndTable builds a table; format renders a code ("0101", "9").
 func newVndTable(prefix string, format func(uint16) string, cmds []vndCommand) *vndTable {
-	t := &vndTable{idx: make(map[uint16]uint8, len(cmds))}
+	t := &vndTable{format: format, idx: make(map[uint16]uint8, len(cmds))}
 	for i, c := range cmds {
 		t.idx[c.code] = uint8(i)
 		t.services = append(t.services, prefix+":"+format(c.code)+" "+c.name)
@@ -135,7 +136,7 @@ func (s *vndCodes) add(c uint16) bool {
 // codes. flags names the attributes of the write, program and control
 // flags (empty: none).
 func vndService(out dissect.Sink, p *dissect.Packet, proto string, t *vndTable, seen *bitset256, other *vndCodes,
-	srv, cli netip.Addr, code uint16, format func(uint16) string, flags [4]string) {
+	srv, cli netip.Addr, code uint16, flags [4]string) {
 	i, known := t.lookup(code)
 	if known {
 		if !seen.add(i) {
@@ -148,6 +149,20 @@ func vndService(out dissect.Sink, p *dissect.Packet, proto string, t *vndTable, 
 		return
 	}
 	if other.add(code) {
-		vndEmit(out, p, proto, srv, dissect.AttrService, proto+":"+format(code)+" unknown", cli)
+		vndEmit(out, p, proto, srv, dissect.AttrService, proto+":"+t.format(code)+" unknown", cli)
 	}
+}
+
+// vndEmitText emits b as text when it is printable (see vndPrintable) and
+// not blank, and reports whether it did.
+func vndEmitText(out dissect.Sink, p *dissect.Packet, proto string, ip netip.Addr, attr string, b []byte) bool {
+	if !vndPrintable(b) {
+		return false
+	}
+	v := vndText(b)
+	if v == "" {
+		return false
+	}
+	vndEmit(out, p, proto, ip, attr, v, netip.Addr{})
+	return true
 }
