@@ -22,8 +22,18 @@ import (
 // short: tshark reads every whole packet, then exits with status 2.
 func vndTshark(t *testing.T, file, filter string, fields ...string) [][]string {
 	t.Helper()
+	return vndTsharkDecode(t, file, "", filter, fields...)
+}
+
+// vndTsharkDecode is vndTshark with a "decode as" rule
+// ("tcp.port==2001,optommp") for protocols Wireshark has no port for.
+func vndTsharkDecode(t *testing.T, file, decode, filter string, fields ...string) [][]string {
+	t.Helper()
 	testcorpus.NeedTshark(t)
 	args := []string{"-r", file, "-T", "fields", "-E", "separator=/t", "-E", "occurrence=a", "-E", "aggregator=,", "-Y", filter}
+	if decode != "" {
+		args = append(args, "-d", decode)
+	}
 	for _, f := range fields {
 		args = append(args, "-e", f)
 	}
