@@ -65,8 +65,8 @@ func vendorInventory(t *testing.T) *asset.Inventory {
 }
 
 // TestVendorOTPlant: the sensor learns what the vendor controllers of the
-// plant say about themselves over FINS, ADS, SLMP, Fox, EtherCAT and
-// CC-Link IE Field Basic.
+// plant say about themselves over FINS, ADS, SLMP, Fox, EtherCAT,
+// CC-Link IE Field Basic, PC Worx, OptoMMP and Crimson v3.
 func TestVendorOTPlant(t *testing.T) {
 	inv := vendorInventory(t)
 	check := func(d Device, field, got, want string) {
@@ -126,6 +126,21 @@ func TestVendorOTPlant(t *testing.T) {
 	has(cclinkIO, a, ot.AttrCCIEFBStation, "group 1 station 1")
 	has(cclinkIO, a, ot.AttrCCIEFBModelCode, "1234")
 	has(cclinkIO, a, "role", "cclink-iefb-slave")
+
+	a = get(phoenixILC)
+	check(phoenixILC, "model", a.Model, "ILC 151 ETH")
+	check(phoenixILC, "firmware", a.Firmware, "4.42")
+	has(phoenixILC, a, ot.AttrPCWorxOrderNumber, "2700974")
+	has(phoenixILC, a, ot.AttrPCWorxFirmwareDate, "Jun 12 2019 10:21:55")
+
+	a = get(optoPAC)
+	check(optoPAC, "model", a.Model, "SNAP-PAC-R1")
+	check(optoPAC, "firmware", a.Firmware, "10.2.0.3")
+	has(optoPAC, a, ot.AttrOptoMMPUnitType, "8a")
+
+	a = get(redlionHMI)
+	check(redlionHMI, "vendor", a.Vendor, "Red Lion Controls")
+	check(redlionHMI, "model", a.Model, "G310C2")
 
 	var m capture.MAC
 	copy(m[:], ecatPort.MAC)
