@@ -3,7 +3,9 @@ package ot
 import (
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/passivesensor/sensor/capture"
 	"github.com/passivesensor/sensor/dissect"
@@ -29,19 +31,23 @@ const (
 	// the source Net Id of the AMS packets it sends on the flow, or the
 	// one its discovery answer states.
 	AttrADSNetID = "ads.ams_net_id"
-	// AttrADSPort is an AMS port a device uses on the flow ("851"): the
-	// target ports of the commands it is sent (its ADS devices: 10000
-	// system service, 800/801 or 851.. PLC runtimes, 300 I/O, 500 NC), and
-	// the source ports of the commands it sends. At most adsMaxPorts per
-	// flow and side.
+	// AttrADSPort is the AMS ports a device uses on the flow, sorted and
+	// comma-separated ("300,800,10000"): the target ports of the commands
+	// it is sent (its ADS devices: 10000 system service, 800/801 or 851..
+	// PLC runtimes, 300 I/O, 500 NC), and the source ports of the
+	// commands it sends. At most adsMaxPorts per flow and side; emitted
+	// when the list grows.
 	AttrADSPort = "ads.ams_port"
-	// AttrADSDevice is what a Read Device Info reply says of one ADS
-	// device: "851 PLC Server 3.1.4024" (AMS port, name, version).
+	// AttrADSDevice is what Read Device Info replies say of the ADS
+	// devices on the flow: "300 I/O Server 2.11.2100; 800 PLC Server
+	// 2.11.2103" (AMS port, name, version; sorted, "; "-separated),
+	// emitted when it grows.
 	AttrADSDevice = "ads.device"
 	// AttrADSWrite flags a client (Peer) writing (ADS Write, command 3).
 	AttrADSWrite = "ads.write"
 	// AttrADSControl flags a client (Peer) changing an ADS device's state
-	// (Write Control, command 5): value "ads:5 write-control run|stop|...".
+	// (Write Control, command 5): the states asked for, sorted and
+	// comma-separated ("ads:5 write-control run,stop").
 	AttrADSControl = "ads.control"
 	// AttrADSTwinCAT is the TwinCAT version a discovery reply states.
 	AttrADSTwinCAT = "ads.twincat_version"
@@ -147,6 +153,7 @@ type adsFlow struct {
 	ports    [2][adsMaxPorts]uint16
 	nports   [2]uint8
 	devices  [adsMaxPorts]uint16 // AMS ports whose device info was emitted
+	infos    [adsMaxPorts]string // and what it said
 	ndevices uint8
 	controls uint32 // ADS states whose Write Control was flagged
 	flags    uint16
@@ -284,7 +291,13 @@ func (a *ADS) ams(p *dissect.Packet, st *adsFlow, b []byte, out dissect.Sink) {
 				s := binary.LittleEndian.Uint16(data)
 				if int(s) < len(adsStates) && st.controls&(1<<s) == 0 {
 					st.controls |= 1 << s
-					vndEmit(out, p, "ads", srv, AttrADSControl, "ads:5 write-control "+adsStates[s], cli)
+					var names []string
+					for i, n := range adsStates {
+						if st.controls&(1<<i) != 0 {
+							names = append(names, n)
+						}
+					}
+					vndEmit(out, p, "ads", srv, AttrADSControl, "ads:5 write-control "+vndJoin(names, ","), cli)
 				}
 			}
 		}
@@ -308,14 +321,15 @@ func (a *ADS) ams(p *dissect.Packet, st *adsFlow, b []byte, out dissect.Sink) {
 		return
 	}
 	st.devices[st.ndevices] = port
-	st.ndevices++
 	version := strconv.Itoa(int(data[4])) + "." + strconv.Itoa(int(data[5])) + "." + strconv.Itoa(int(binary.LittleEndian.Uint16(data[6:])))
 	name := vndText(data[8:24])
 	v := strconv.Itoa(int(port)) + " " + version
 	if name != "" {
 		v = strconv.Itoa(int(port)) + " " + name + " " + version
 	}
-	vndEmit(out, p, "ads", srv, AttrADSDevice, v, netip.Addr{})
+	st.infos[st.ndevices] = v
+	st.ndevices++
+	vndEmit(out, p, "ads", srv, AttrADSDevice, adsDevices(st.infos[:st.ndevices]), netip.Addr{})
 	if st.flags&adsEmFirmware == 0 {
 		st.flags |= adsEmFirmware
 		vndEmit(out, p, "ads", srv, dissect.AttrFirmware, "TwinCAT "+version, netip.Addr{})
@@ -335,7 +349,29 @@ func (a *ADS) port(p *dissect.Packet, st *adsFlow, d flow.Dir, ip netip.Addr, po
 	}
 	ps[st.nports[d]] = port
 	st.nports[d]++
-	vndEmit(out, p, "ads", ip, AttrADSPort, strconv.Itoa(int(port)), netip.Addr{})
+	sorted := slices.Clone(ps[:st.nports[d]])
+	slices.Sort(sorted)
+	var b []byte
+	for i, x := range sorted {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendUint(b, uint64(x), 10)
+	}
+	vndEmit(out, p, "ads", ip, AttrADSPort, string(b), netip.Addr{})
+}
+
+// adsDevices renders the device infos of a flow, sorted by AMS port.
+func adsDevices(infos []string) string {
+	s := slices.Clone(infos)
+	slices.SortFunc(s, func(a, b string) int {
+		pa, _, _ := strings.Cut(a, " ")
+		pb, _, _ := strings.Cut(b, " ")
+		na, _ := strconv.Atoi(pa)
+		nb, _ := strconv.Atoi(pb)
+		return na - nb
+	})
+	return strings.Join(s, "; ")
 }
 
 // amsNetID renders a 6-byte AMS Net Id.

@@ -48,7 +48,14 @@ func TestADSCorpus(t *testing.T) {
 		}
 	}
 	for k, w := range want {
-		if g, w := vndSet(got[k]), vndSet(w); !slices.Equal(g, w) {
+		g := vndSet(got[k])
+		switch {
+		case strings.HasSuffix(k, AttrADSPort):
+			g = vndUnion(got[k], ",")
+		case strings.HasSuffix(k, AttrADSDevice):
+			g = vndUnion(got[k], "; ")
+		}
+		if w := vndSet(w); !slices.Equal(g, w) {
 			t.Errorf("%s: got %q, tshark %q", k, g, w)
 		}
 	}

@@ -20,8 +20,9 @@ const (
 	RoleCrimsonClient = "crimson-client" // Crimson 3 engineering, or a scanner
 )
 
-// AttrCrimsonRegister is a register a client (Peer) reads or writes on a
-// panel: "crimson:register 012a" (at most crimsonMaxRegisters per flow).
+// AttrCrimsonRegister is the registers a client (Peer) reads or writes on
+// a panel, sorted: "crimson:registers 012a,012b" (at most 8 per flow),
+// emitted when the list grows.
 const AttrCrimsonRegister = "crimson.register"
 
 // CR3 frames (as the public cr3-fingerprint NSE script and the cr3
@@ -116,7 +117,11 @@ func (c *Crimson) frame(p *dissect.Packet, st *crimsonFlow, b []byte, out dissec
 	srv := p.Server()
 	if p.Dir == flow.FromClient {
 		if st.regs.add(reg) {
-			vndEmit(out, p, "crimson", srv, AttrCrimsonRegister, "crimson:register "+vndHex4(reg), p.Client())
+			var rs []string
+			for _, r := range st.regs.codes[:st.regs.n] {
+				rs = append(rs, vndHex4(r))
+			}
+			vndEmit(out, p, "crimson", srv, AttrCrimsonRegister, "crimson:registers "+vndJoin(rs, ","), p.Client())
 		}
 		return
 	}

@@ -51,7 +51,7 @@ func TestCrimsonSpecBuilt(t *testing.T) {
 	for k, w := range map[string][]string{
 		"10.8.0.80 vendor":                 {"Red Lion Controls"},
 		"10.8.0.80 model":                  {"G310C2"},
-		"10.8.0.80 " + AttrCrimsonRegister: {"crimson:register 012b", "crimson:register 012a"},
+		"10.8.0.80 " + AttrCrimsonRegister: {"crimson:registers 012b", "crimson:registers 012a,012b"},
 		"10.8.0.80 role":                   {RoleCrimsonServer},
 	} {
 		if !slices.Equal(got[k], w) {

@@ -18,8 +18,8 @@ const RoleEtherCATMaster = "ethercat-master"
 
 // Attributes the EtherCAT dissector emits about the master's MAC.
 const (
-	// AttrEtherCATCommand is a datagram command the master uses: "BRD",
-	// "LRW", ... (once per command).
+	// AttrEtherCATCommand is the datagram commands the master uses,
+	// sorted and comma-separated ("APRD,BRD,LRW"), emitted when it grows.
 	AttrEtherCATCommand = "ethercat.command"
 	// AttrEtherCATSlaves is the number of slaves on the master's segment,
 	// from the working counter of broadcast read/write datagrams that
@@ -146,6 +146,7 @@ func (e *EtherCAT) Handle(p *dissect.Packet, out dissect.Sink) {
 	role := !m.role
 	m.role = true
 	newCmds := cmds &^ m.commands
+	m0 := m.commands
 	m.commands |= cmds
 	slaves := m.slaves
 	newSlaves := slaves != m.emitted
@@ -155,10 +156,14 @@ func (e *EtherCAT) Handle(p *dissect.Packet, out dissect.Sink) {
 	if role {
 		e.emit(p, out, master, dissect.AttrRole, RoleEtherCATMaster)
 	}
-	for c := 0; newCmds != 0 && c < len(ecatCommands); c++ {
-		if newCmds&(1<<c) != 0 {
-			e.emit(p, out, master, AttrEtherCATCommand, ecatCommands[c])
+	if newCmds != 0 {
+		var names []string
+		for c := range ecatCommands {
+			if (cmds|m0)&(1<<c) != 0 {
+				names = append(names, ecatCommands[c])
+			}
 		}
+		e.emit(p, out, master, AttrEtherCATCommand, vndJoin(names, ","))
 	}
 	if newSlaves {
 		e.emit(p, out, master, AttrEtherCATSlaves, strconv.Itoa(int(slaves)))

@@ -48,7 +48,9 @@ func TestEtherCATCorpus(t *testing.T) {
 		}
 		switch o.Attr {
 		case AttrEtherCATCommand:
-			gotCmds[o.Value] = true
+			for _, c := range strings.Split(o.Value, ",") {
+				gotCmds[c] = true
+			}
 		case dissect.AttrRole:
 			roles = append(roles, o.Value)
 		case AttrEtherCATSlaves:
@@ -123,7 +125,7 @@ func TestEtherCATSpecBuilt(t *testing.T) {
 		}
 		got = append(got, o.Attr+"="+o.Value)
 	}
-	want := []string{"role=ethercat-master", "ethercat.command=BRD", "ethercat.command=LRW", "ethercat.slaves=3"}
+	want := []string{"role=ethercat-master", "ethercat.command=BRD,LRW", "ethercat.slaves=3"}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}

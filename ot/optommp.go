@@ -25,7 +25,8 @@ const (
 	// AttrOptoMMPUnitType is the unit type code of the status area (hex).
 	AttrOptoMMPUnitType = "optommp.unit_type"
 	// AttrOptoMMPWrite flags a client (Peer) writing the server's memory
-	// map; value "optommp:write status|config|io|scratchpad|other".
+	// map: the areas written, sorted ("optommp:write config,scratchpad";
+	// areas: status, config, io, scratchpad, other).
 	AttrOptoMMPWrite = "optommp.write"
 )
 
@@ -184,10 +185,15 @@ func (m *OptoMMP) packet(p *dissect.Packet, st *mmpFlow, tcode uint8, b []byte, 
 		st.pend[st.npend] = mmpRead{tl: tl, offset: offset}
 		st.npend++
 	case mmpWriteQuadReq, mmpWriteBlockReq:
-		area, bit := mmpArea(offset)
-		if st.writes&bit == 0 {
+		if _, bit := mmpArea(offset); st.writes&bit == 0 {
 			st.writes |= bit
-			vndEmit(out, p, "optommp", p.Server(), AttrOptoMMPWrite, "optommp:write "+area, p.Client())
+			var areas []string
+			for _, a := range mmpAreas {
+				if st.writes&a.bit != 0 {
+					areas = append(areas, a.name)
+				}
+			}
+			vndEmit(out, p, "optommp", p.Server(), AttrOptoMMPWrite, "optommp:write "+vndJoin(areas, ","), p.Client())
 		}
 	case mmpReadQuadResp, mmpReadBlockResp:
 		if b[6]>>4 != 0 { // rcode: not complete
@@ -213,6 +219,11 @@ func (m *OptoMMP) packet(p *dissect.Packet, st *mmpFlow, tcode uint8, b []byte, 
 		m.status(p, st, req.offset, data, out)
 	}
 }
+
+var mmpAreas = []struct {
+	name string
+	bit  uint8
+}{{"status", 1}, {"config", 2}, {"scratchpad", 4}, {"io", 8}, {"other", 16}}
 
 // mmpArea names the memory-map area of a write.
 func mmpArea(offset uint64) (string, uint8) {

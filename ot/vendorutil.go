@@ -2,6 +2,7 @@ package ot
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -165,4 +166,14 @@ func vndEmitText(out dissect.Sink, p *dissect.Packet, proto string, ip netip.Add
 	}
 	vndEmit(out, p, proto, ip, attr, v, netip.Addr{})
 	return true
+}
+
+// vndJoin joins the first n values of vs, sorted, with sep. Multi-valued
+// facts (the AMS ports of a device, the commands of a master) are emitted
+// as the whole list each time it grows, since the inventory keeps one
+// value per attribute.
+func vndJoin(vs []string, sep string) string {
+	vs = slices.Clone(vs)
+	slices.Sort(vs)
+	return strings.Join(vs, sep)
 }

@@ -77,6 +77,16 @@ func vndSet(s []string) []string {
 	return slices.Compact(s)
 }
 
+// vndUnion splits every value of vs by sep and returns the sorted
+// distinct parts (for facts emitted as growing lists).
+func vndUnion(vs []string, sep string) []string {
+	var out []string
+	for _, v := range vs {
+		out = append(out, strings.Split(v, sep)...)
+	}
+	return vndSet(out)
+}
+
 // vndOnce fails when an observation (ip, attr, value, peer) was emitted
 // more often than flows could explain: more than max times.
 func vndOnce(t *testing.T, out collect, max int) {
