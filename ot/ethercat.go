@@ -26,6 +26,13 @@ const (
 	// came back round the ring (each slave adds one); emitted when it
 	// changes.
 	AttrEtherCATSlaves = "ethercat.slaves"
+	// AttrEtherCATSlaveInfo is what the master read from its slaves' SII
+	// EEPROMs: per slave, its configured station address, vendor id,
+	// product code and, once read, revision and serial number, "; "-
+	// separated in station order ("1001 vendor 0x00000002 product
+	// 0x044c2c52 revision 0x00110000"); at most ecatMaxSlaves slaves,
+	// emitted when it grows.
+	AttrEtherCATSlaveInfo = "ethercat.slave_info"
 )
 
 // Datagram commands (IEC 61158-4-12; ETG.1000.4 table "EtherCAT command
@@ -53,9 +60,11 @@ const (
 // so a frame whose source has the bit clear was sent by the master: that
 // MAC is the master's. The dissector learns the master, the datagram
 // commands it uses, and the number of slaves seen from broadcast working
-// counters. Observations are made on the master's own frames only, so
-// that the returned frames' altered MAC is not taken for a device.
-// Slave identity (SII EEPROM contents) is not read.
+// counters, and the slaves' identity (vendor id, product code, revision,
+// serial number) when the master reads their SII EEPROMs. Observations
+// are made on the master's own frames only, so that the returned frames'
+// altered MAC is not taken for a device; slaves have no address of their
+// own on the wire, so their identity is a fact about the master.
 type EtherCAT struct {
 	// MaxMasters bounds the masters remembered; DefaultEtherCATMasters
 	// when zero.
@@ -70,7 +79,39 @@ type ecatMaster struct {
 	slaves   uint16 // largest broadcast working counter seen
 	emitted  uint16 // slave count last emitted
 	role     bool
+	// SII (EEPROM) reads seen per slave, by configured station address.
+	sii      [ecatMaxSlaves]ecatSlave
+	nsii     uint8
+	siiDirty bool // a slave's identity grew since last emitted
 }
+
+// ecatSlave is what SII reads told of one slave.
+type ecatSlave struct {
+	station uint16
+	pend    uint32    // word address of a read seen busy, +1
+	words   [4]uint32 // vendor id, product code, revision, serial number
+	have    uint8     // which of words are known
+}
+
+// SII (slave information interface) access through the ESC registers
+// (ETG.1000.4; ET1100 datasheet section "EEPROM interface"): 0x0502
+// control/status (bit 8 read command, bit 15 busy, bits 11-14 errors),
+// 0x0504 word address (4 bytes), 0x0508 data (4 or 8 bytes). The master
+// writes the command and address, then polls the registers with FPRD
+// until busy clears; the data then holds the words at the address. SII
+// words 0x08, 0x0A, 0x0C and 0x0E hold the vendor id, product code,
+// revision number and serial number (32 bits each, little endian).
+const (
+	ecatCmdFPRD   = 4
+	ecatCmdFPWR   = 5
+	ecatRegSII    = 0x0502
+	ecatSIIBusy   = 0x8000
+	ecatSIIRead   = 0x0100
+	ecatSIIErrors = 0x7800
+	ecatSIIVendor = 0x08
+	ecatMaxSlaves = 32
+	ecatMaxListed = 16
+)
 
 // NewEtherCAT returns an EtherCAT dissector.
 func NewEtherCAT() *EtherCAT { return &EtherCAT{MaxMasters: DefaultEtherCATMasters} }
@@ -83,7 +124,7 @@ func (*EtherCAT) Wants() dissect.Wants { return dissect.Wants{EtherTypes: []uint
 
 // ecatFrame calls fn for each datagram of an EtherCAT frame and reports
 // whether the frame is well formed.
-func ecatFrame(b []byte, fn func(cmd uint8, adp uint16, wkc uint16)) bool {
+func ecatFrame(b []byte, fn func(cmd uint8, adp, ado uint16, data []byte, wkc uint16)) bool {
 	if len(b) < ecatHeaderLen {
 		return false
 	}
@@ -107,7 +148,8 @@ func ecatFrame(b []byte, fn func(cmd uint8, adp uint16, wkc uint16)) bool {
 			return false
 		}
 		if fn != nil {
-			fn(cmd, binary.LittleEndian.Uint16(d[2:]), binary.LittleEndian.Uint16(d[ecatDgHeaderLen+n:]))
+			fn(cmd, binary.LittleEndian.Uint16(d[2:]), binary.LittleEndian.Uint16(d[4:]), d[ecatDgHeaderLen:ecatDgHeaderLen+n],
+				binary.LittleEndian.Uint16(d[ecatDgHeaderLen+n:]))
 		}
 		d = d[ecatDgHeaderLen+n+2:]
 		if ll&0x8000 == 0 { // no more datagrams
@@ -133,10 +175,16 @@ func (e *EtherCAT) Handle(p *dissect.Packet, out dissect.Sink) {
 	e.mu.Lock()
 	m := e.master(master)
 	var cmds uint16
-	ok := ecatFrame(p.Payload, func(cmd uint8, _ uint16, wkc uint16) {
+	ok := ecatFrame(p.Payload, func(cmd uint8, adp, ado uint16, data []byte, wkc uint16) {
 		cmds |= 1 << cmd
 		if returned && (cmd == ecatCmdBRD || cmd == ecatCmdBWR) && wkc > m.slaves {
 			m.slaves = wkc
+		}
+		switch {
+		case returned && cmd == ecatCmdFPRD && ado == ecatRegSII && wkc == 1 && len(data) >= 10:
+			m.siiRead(adp, data)
+		case !returned && cmd == ecatCmdFPWR && ado == ecatRegSII && len(data) >= 4:
+			m.siiCommand(adp, data)
 		}
 	})
 	if !ok || returned {
@@ -151,6 +199,11 @@ func (e *EtherCAT) Handle(p *dissect.Packet, out dissect.Sink) {
 	slaves := m.slaves
 	newSlaves := slaves != m.emitted
 	m.emitted = slaves
+	var info string
+	if m.siiDirty {
+		m.siiDirty = false
+		info = m.slaveInfo()
+	}
 	e.mu.Unlock()
 
 	if role {
@@ -168,7 +221,104 @@ func (e *EtherCAT) Handle(p *dissect.Packet, out dissect.Sink) {
 	if newSlaves {
 		e.emit(p, out, master, AttrEtherCATSlaves, strconv.Itoa(int(slaves)))
 	}
+	if info != "" {
+		e.emit(p, out, master, AttrEtherCATSlaveInfo, info)
+	}
 }
+
+// slave returns the SII state of station, or nil when the table is full.
+func (m *ecatMaster) slave(station uint16) *ecatSlave {
+	for i := range m.sii[:m.nsii] {
+		if m.sii[i].station == station {
+			return &m.sii[i]
+		}
+	}
+	if int(m.nsii) == len(m.sii) {
+		return nil
+	}
+	sl := &m.sii[m.nsii]
+	*sl = ecatSlave{station: station}
+	m.nsii++
+	return sl
+}
+
+// siiCommand takes the master's write of the SII registers (from 0x0502:
+// control, then the word address in 2 or 4 bytes): a read command for
+// that address.
+func (m *ecatMaster) siiCommand(station uint16, data []byte) {
+	if binary.LittleEndian.Uint16(data)&ecatSIIRead == 0 {
+		return
+	}
+	addr := uint32(binary.LittleEndian.Uint16(data[2:]))
+	if len(data) >= 6 {
+		addr = binary.LittleEndian.Uint32(data[2:])
+	}
+	if sl := m.slave(station); sl != nil {
+		sl.pend = addr + 1
+	}
+}
+
+// siiRead takes the SII registers (from 0x0502) a returned FPRD read of
+// slave station holds. The data is taken only for the address of a read
+// command the master was seen to give (or seen busy), once the command is
+// done: then it is the EEPROM's content, not what the registers held
+// before.
+func (m *ecatMaster) siiRead(station uint16, data []byte) {
+	ctrl := binary.LittleEndian.Uint16(data)
+	addr := binary.LittleEndian.Uint32(data[2:])
+	sl := m.slave(station)
+	if sl == nil {
+		return
+	}
+	switch {
+	case ctrl&(ecatSIIBusy|ecatSIIRead) == ecatSIIBusy|ecatSIIRead:
+		sl.pend = addr + 1
+		return
+	case ctrl&(ecatSIIBusy|ecatSIIErrors) != 0 || sl.pend != addr+1:
+		return
+	}
+	sl.pend = 0
+	d := data[6:]
+	for k := 0; k+4 <= len(d) && k < 8; k += 4 {
+		w := addr + uint32(k/2) // word address of these 4 bytes
+		if w < ecatSIIVendor || w > ecatSIIVendor+6 || w%2 != 0 {
+			continue
+		}
+		i := (w - ecatSIIVendor) / 2
+		v := binary.LittleEndian.Uint32(d[k:])
+		if sl.have&(1<<i) == 0 || sl.words[i] != v {
+			sl.words[i] = v
+			sl.have |= 1 << i
+			if sl.have&3 == 3 {
+				m.siiDirty = true
+			}
+		}
+	}
+}
+
+// slaveInfo renders the slaves whose vendor id and product code are known.
+func (m *ecatMaster) slaveInfo() string {
+	var items []string
+	for _, sl := range m.sii[:m.nsii] {
+		if sl.have&3 != 3 || len(items) == ecatMaxListed {
+			continue
+		}
+		b := []byte(vndHex4(sl.station))
+		for i, name := range [4]string{"vendor", "product", "revision", "serial"} {
+			if sl.have&(1<<i) != 0 {
+				b = append(b, ' ')
+				b = append(b, name...)
+				b = append(b, " 0x"...)
+				b = append(b, fmt8x(sl.words[i])...)
+			}
+		}
+		items = append(items, string(b))
+	}
+	return vndJoin(items, "; ")
+}
+
+// fmt8x renders v as 8 hex digits.
+func fmt8x(v uint32) string { return vndHex4(uint16(v>>16)) + vndHex4(uint16(v)) }
 
 // master returns the state of mac, making room when the table is full.
 func (e *EtherCAT) master(mac capture.MAC) *ecatMaster {
