@@ -150,6 +150,7 @@ func TestVendorOTPlant(t *testing.T) {
 	}
 	has(ecatPort, e, ot.AttrEtherCATSlaves, "4")
 	has(ecatPort, e, "role", "ethercat-master")
+	has(ecatPort, e, ot.AttrEtherCATSlaveInfo, "1001 vendor 0x00000002 product 0x044c2c52; 1002 vendor 0x00000002 product 0x03f03052")
 	back := m
 	back[0] |= 2
 	if _, ok := inv.LookupMAC(back); ok {
