@@ -254,6 +254,9 @@ func TestADSAllocs(t *testing.T) {
 
 // FuzzADS feeds arbitrary payloads over TCP and UDP in both directions.
 func FuzzADS(f *testing.F) {
+	for _, s := range vndCorpusPayloads("nDPI__tests__cfgs__default__pcap__beckhoff_ads.pcapng", 64) {
+		f.Add(s, uint8(0), uint8(9))
+	}
 	for _, s := range adsSeeds() {
 		f.Add(s, uint8(0), uint8(9))
 	}

@@ -202,6 +202,9 @@ func TestCCIEFBAllocs(t *testing.T) {
 
 // FuzzCCIEFB feeds arbitrary datagrams.
 func FuzzCCIEFB(f *testing.F) {
+	for _, s := range vndCorpusPayloads("zeek-parser-CCLinkFieldBasic__testing__Traces__cclink_ief_basic_only.pcap", 64) {
+		f.Add(s, uint8(0))
+	}
 	for _, s := range cciefbSeeds() {
 		f.Add(s, uint8(0))
 	}

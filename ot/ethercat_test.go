@@ -185,6 +185,9 @@ func TestEtherCATAllocs(t *testing.T) {
 
 // FuzzEtherCAT feeds arbitrary frames from a master's and a slave's MAC.
 func FuzzEtherCAT(f *testing.F) {
+	for _, s := range vndCorpusPayloads("ct-samples__Protocols__EtherCAT__EtherCAT.pcap", 64) {
+		f.Add(s, false)
+	}
 	for _, s := range ecatSeeds() {
 		f.Add(s, false)
 	}

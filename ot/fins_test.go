@@ -277,6 +277,12 @@ func TestFINSAllocs(t *testing.T) {
 
 // FuzzFINS feeds arbitrary payloads over UDP and TCP in both directions.
 func FuzzFINS(f *testing.F) {
+	for _, s := range vndCorpusPayloads("Malcolm-Test-Artifacts__pcap__protocols__OmronFINS.pcap", 64) {
+		f.Add(s, uint8(0), uint8(9))
+	}
+	for _, s := range vndCorpusPayloads("ICS-Pcaps__OMRON__omron.pcap", 64) {
+		f.Add(s, uint8(0), uint8(9))
+	}
 	for _, s := range finsSeeds() {
 		f.Add(s, uint8(0), uint8(9))
 	}

@@ -169,6 +169,9 @@ func TestFoxAllocs(t *testing.T) {
 
 // FuzzFox feeds arbitrary segments.
 func FuzzFox(f *testing.F) {
+	for _, s := range vndCorpusPayloads("ICS-Security-Tools__pcaps__fox__fox_info.pcap", 64) {
+		f.Add(s, uint8(0), uint8(20))
+	}
 	for _, s := range foxSeeds() {
 		f.Add(s, uint8(0), uint8(20))
 	}

@@ -296,6 +296,9 @@ func FuzzSLMP(f *testing.F) {
 
 // FuzzMELSOFT feeds arbitrary segments.
 func FuzzMELSOFT(f *testing.F) {
+	for _, s := range vndCorpusPayloads("ICS-Security-Tools__pcaps__MELSEC__melsoft_129_clean.pcap", 64) {
+		f.Add(s, uint8(0), uint8(5))
+	}
 	for _, s := range melsecSeeds() {
 		f.Add(s, uint8(0), uint8(5))
 	}

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -229,4 +231,54 @@ func vndLoadFrames(b *testing.B, path string) []capture.Frame {
 		fr.Data = slices.Clone(fr.Data)
 		out = append(out, fr)
 	}
+}
+
+// vndCorpusPayloads returns up to max distinct non-empty payloads (L4
+// payloads, or the bytes after the EtherType of non-IP frames) of the
+// corpus capture name, to seed fuzz targets; none when the corpus is not
+// beside the repository (the fuzz target still runs on its other seeds).
+func vndCorpusPayloads(name string, max int) [][]byte {
+	dir, err := os.Getwd()
+	if err != nil {
+		return nil
+	}
+	var path string
+	for d := dir; ; {
+		p := filepath.Join(d, "shared", "corpus", name)
+		if _, err := os.Stat(p); err == nil {
+			path = p
+			break
+		}
+		up := filepath.Dir(d)
+		if up == d {
+			return nil
+		}
+		d = up
+	}
+	src, err := capture.OpenFile(path)
+	if err != nil {
+		return nil
+	}
+	defer src.Close()
+	var (
+		dec  capture.Decoder
+		cp   capture.Packet
+		out  [][]byte
+		seen = map[string]bool{}
+	)
+	for len(out) < max {
+		fr, err := src.Next()
+		if err != nil {
+			break
+		}
+		if dec.Decode(fr, &cp) != nil && !cp.HasIP() {
+			continue
+		}
+		if len(cp.Payload) == 0 || seen[string(cp.Payload)] {
+			continue
+		}
+		seen[string(cp.Payload)] = true
+		out = append(out, slices.Clone(cp.Payload))
+	}
+	return out
 }
