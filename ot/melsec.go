@@ -45,6 +45,8 @@ const (
 	AttrSLMPWrite   = "slmp.write"
 	AttrSLMPProgram = "slmp.program"
 	AttrSLMPControl = "slmp.control"
+	// AttrMELSOFTModelCode is the model code of a CPU model reply (hex).
+	AttrMELSOFTModelCode = "melsoft.model_code"
 	// AttrMELSOFTRoute is the route of a MELSOFT request, as for SLMP.
 	AttrMELSOFTRoute = "melsoft.route"
 	// AttrMELSOFTWrite, AttrMELSOFTProgram, AttrMELSOFTControl flag a
@@ -96,8 +98,10 @@ var slmpFlags = [4]string{vndWrite: AttrSLMPWrite, vndProgram: AttrSLMPProgram, 
 
 // MELSOFT command codes, as published with Nozomi Networks' MELSOFT
 // Wireshark plug-in (Black Hat MEA 2023); 0411 (device monitor) seen in
-// the public melsoft capture of ITI's ICS-Security-Tools.
+// the public melsoft capture of ITI's ICS-Security-Tools; 0101 the CPU
+// model read of the public melsecq-discover script.
 var melsoftCommands = newVndTable("melsoft", vndHex4, []vndCommand{
+	{0x0101, "read-cpu-model", vndRead},
 	{0x0121, "open-initial", vndRead},
 	{0x0131, "username-login", vndRead},
 	{0x0132, "password-login", vndRead},
@@ -383,15 +387,31 @@ func melsecRoute(p *dissect.Packet, out dissect.Sink, proto, attr string, routes
 // MELSOFT frames (layout as published with Nozomi Networks' MELSOFT
 // Wireshark plug-in): magic 57 00 or 57 01 (request) or D7 00 (response);
 // request network number at 9, station at 10, I/O number at 11 (LE);
-// length of what follows byte 21 at 19 (LE); then a command header (24
-// bytes in requests, 26 in responses; its third byte is the length of the
-// rest of it), then the command code (2, big endian).
+// length of what follows byte 21 at 19 (LE); then a command header whose
+// third byte is the length of the rest of it (24 bytes in all in iQ-R
+// requests, 26 in responses, 12 and 14 on the Q series), then the command
+// code (2, big endian). The CPU model read (command 0101, as the public
+// melsecq-discover script sends it to Q-series CPUs) is answered with the
+// command code, 4 bytes, the CPU model name (16 characters, space padded)
+// and the model code (2, LE).
 const (
 	melsoftHeaderLen = 0x15
-	melsoftReqCmd    = 0x15 + 0x18
-	melsoftRespCmd   = 0x15 + 0x1a
 	melsoftMaxLen    = 8192
+	melsoftCPUModel  = 0x0101
 )
+
+// melsoftCommand returns the offset of the command code of frame b, or 0
+// when b is too short to hold it.
+func melsoftCommand(b []byte) int {
+	if len(b) < melsoftHeaderLen+3 {
+		return 0
+	}
+	off := melsoftHeaderLen + 2 + int(b[melsoftHeaderLen+2])
+	if off+2 > len(b) {
+		return 0
+	}
+	return off
+}
 
 // melsoftFrame checks the frame header at the start of b and returns
 // whether it is a response and the frame's length.
@@ -418,8 +438,8 @@ func melsoftFrame(b []byte) (resp bool, n int, ok bool) {
 // roles (the engineering tool sending requests and the PLC answering),
 // the route each request addresses, and the commands used, with flags for
 // device value changes, file (program) reads and writes, and remote
-// RUN/STOP/PAUSE/RESET. The protocol's identity replies are not
-// documented publicly; the PLC is reported with its role.
+// RUN/STOP/PAUSE/RESET, and from a CPU model reply (command 0101) the CPU
+// model name and code, and that the device is a PLC.
 type MELSOFT struct{}
 
 // NewMELSOFT returns a MELSOFT dissector.
@@ -438,6 +458,7 @@ type melsoftFlow struct {
 	routes   [slmpMaxRoutes]uint64
 	nroutes  uint8
 	roles    bool
+	model    bool
 }
 
 // Probe accepts a segment that starts with a MELSOFT frame holding its
@@ -446,12 +467,8 @@ func (m *MELSOFT) Probe(p *dissect.Packet) bool {
 	if p.Flow == nil || p.Flow.Proto != capture.ProtoTCP {
 		return false
 	}
-	resp, n, ok := melsoftFrame(p.Payload)
-	min := melsoftReqCmd + 2
-	if resp {
-		min = melsoftRespCmd + 2
-	}
-	return ok && n >= min && n <= len(p.Payload)
+	_, n, ok := melsoftFrame(p.Payload)
+	return ok && n <= len(p.Payload) && melsoftCommand(p.Payload[:n]) > 0
 }
 
 // Handle reads the MELSOFT frames of a segment.
@@ -493,11 +510,25 @@ func (m *MELSOFT) frame(p *dissect.Packet, st *melsoftFlow, b []byte, resp bool,
 		vndEmit(out, p, "melsoft", srv, dissect.AttrRole, RoleMELSOFTServer, netip.Addr{})
 		vndEmit(out, p, "melsoft", cli, dissect.AttrRole, RoleMELSOFTClient, netip.Addr{})
 	}
-	if resp || len(b) < melsoftReqCmd+2 {
+	off := melsoftCommand(b)
+	if off == 0 {
+		return
+	}
+	cmd := binary.BigEndian.Uint16(b[off:])
+	if resp {
+		// CPU model reply: command, 4 bytes, model (16), model code (2).
+		d := b[off:]
+		if cmd != melsoftCPUModel || st.model || len(d) < 24 || !vndPrintable(d[6:22]) {
+			return
+		}
+		st.model = true
+		if vndEmitText(out, p, "melsoft", srv, dissect.AttrModel, d[6:22]) {
+			vndEmit(out, p, "melsoft", srv, AttrMELSOFTModelCode, vndHex4(binary.LittleEndian.Uint16(d[22:])), netip.Addr{})
+			vndEmit(out, p, "melsoft", srv, dissect.AttrClass, dissect.ClassPLC, netip.Addr{})
+		}
 		return
 	}
 	melsecRoute(p, out, "melsoft", AttrMELSOFTRoute, &st.routes, &st.nroutes, srv, b[9:14])
-	cmd := binary.BigEndian.Uint16(b[melsoftReqCmd:])
 	vndService(out, p, "melsoft", melsoftCommands, &st.services, &st.other, srv, cli, cmd, melsoftFlags)
 }
 

@@ -333,3 +333,47 @@ func BenchmarkMELSOFTHandle(b *testing.B) {
 		p.TCPSeq += uint32(len(mb))
 	}
 }
+
+// melsoftQFrame builds a Q-series style frame: 21-byte header (magic,
+// route 0/FF/03FF, length at 19), a command header of hdr bytes whose
+// third byte gives the rest of its length, then body.
+func melsoftQFrame(resp bool, hdr int, body []byte) []byte {
+	b := make([]byte, melsoftHeaderLen+hdr)
+	b[0] = 0x57
+	if resp {
+		b[0] = 0xd7
+	}
+	b[10], b[11], b[12] = 0xff, 0xff, 0x03
+	b[melsoftHeaderLen+2] = byte(hdr - 2)
+	b = append(b, body...)
+	binary.LittleEndian.PutUint16(b[0x13:], uint16(len(b)-melsoftHeaderLen))
+	return b
+}
+
+// TestMELSOFTCPUModelSpecBuilt: the CPU model read (0101) and its reply
+// built after the layout the public melsecq-discover script uses with
+// Q-series CPUs (12- and 14-byte command headers; model at 6 after the
+// command code, model code after it).
+func TestMELSOFTCPUModelSpecBuilt(t *testing.T) {
+	d := NewMELSOFT()
+	f := tcpFlow(netip.MustParseAddrPort("10.4.0.5:50210"), netip.MustParseAddrPort("10.4.0.32:5007"))
+	req := melsoftQFrame(false, 12, []byte{0x01, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00, 0x01})
+	resp := melsoftQFrame(true, 14, append([]byte{0x01, 0x01, 0x01, 0x00, 0x00, 0x00}, []byte("Q06UDVCPU       \x66\x03")...))
+	if !d.Probe(vndPkt(f, flow.FromClient, 0, req)) {
+		t.Fatal("Probe rejected a Q-series CPU model read")
+	}
+	var out collect
+	d.Handle(vndPkt(f, flow.FromClient, 0, req), &out)
+	d.Handle(vndPkt(f, flow.FromServer, 0, resp), &out)
+	got := vndFacts(out)
+	for k, w := range map[string][]string{
+		"10.4.0.32 model":                   {"Q06UDVCPU"},
+		"10.4.0.32 " + AttrMELSOFTModelCode: {"0366"},
+		"10.4.0.32 class":                   {dissect.ClassPLC},
+		"10.4.0.32 service":                 {"melsoft:0101 read-cpu-model"},
+	} {
+		if !slices.Equal(got[k], w) {
+			t.Errorf("%s: got %q, want %q", k, got[k], w)
+		}
+	}
+}
