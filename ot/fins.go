@@ -117,14 +117,13 @@ const (
 // FINS/TCP (section 7 of the Ethernet Unit manuals, W421): "FINS" magic,
 // length of what follows the length field, command, error code.
 const (
-	finsTCPHeaderLen  = 16
-	finsTCPNodeReq    = 0 // client node address data send (client to server)
-	finsTCPNodeResp   = 1 // node address data send (server to client)
-	finsTCPFrame      = 2 // FINS frame send
-	finsTCPMaxLen     = 2048 + 8
-	finsModelVersion  = 20 // length of the model and the version fields of 0501
-	finsCtrlDataRead  = 0x0501
-	finsCtrlDataModel = 0x00 // 0501 request parameter: model and version only
+	finsTCPHeaderLen = 16
+	finsTCPNodeReq   = 0 // client node address data send (client to server)
+	finsTCPNodeResp  = 1 // node address data send (server to client)
+	finsTCPFrame     = 2 // FINS frame send
+	finsTCPMaxLen    = 2048 + 8
+	finsModelVersion = 20 // length of the model and the version fields of 0501
+	finsCtrlDataRead = 0x0501
 )
 
 // FINS reads Omron FINS over UDP and TCP on port 9600. The header's
