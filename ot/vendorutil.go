@@ -1,0 +1,179 @@
+package ot
+
+import (
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/passivesensor/sensor/dissect"
+)
+
+// Helpers shared by the vendor protocol dissectors (FINS, ADS, SLMP, Fox,
+// ...): emitting observations, tables of service names built once, and
+// text cleaning. Names start with "vnd" so that they stand apart from
+// other files' helpers.
+
+// vndEmit sends one observation about ip.
+func vndEmit(out dissect.Sink, p *dissect.Packet, proto string, ip netip.Addr, attr, value string, peer netip.Addr) {
+	out.Observe(dissect.Observation{
+		Time:     p.Time,
+		IP:       ip,
+		Attr:     attr,
+		Value:    value,
+		Protocol: proto,
+		Peer:     peer,
+	})
+}
+
+// vndText returns b cleaned (see cleanText) as a valid UTF-8 string, or ""
+// when nothing printable is left.
+func vndText(b []byte) string {
+	b = cleanText(b)
+	if len(b) == 0 {
+		return ""
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+// vndPrintable reports whether b, up to its first NUL, holds only
+// printable ASCII and at least one byte.
+func vndPrintable(b []byte) bool {
+	n := 0
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		if c < ' ' || c > '~' {
+			return false
+		}
+		n++
+	}
+	return n > 0
+}
+
+// Kinds of command, for the flags a dissector raises besides
+// dissect.AttrService.
+const (
+	vndRead    = iota // reads, identification, diagnostics: no flag
+	vndWrite          // changes data in the device
+	vndProgram        // changes or reads out the device's program or configuration
+	vndControl        // changes the operating state: run, stop, reset
+)
+
+// vndCommand is one entry of a protocol's command table.
+type vndCommand struct {
+	code uint16
+	name string
+	kind uint8
+}
+
+// vndTable maps command codes to indexes of precomputed AttrService
+// values ("prefix:code name"), so that looking a command up allocates
+// nothing. Codes not in the table share the last index.
+type vndTable struct {
+	format   func(uint16) string
+	idx      map[uint16]uint8
+	services []string
+	kinds    []uint8
+}
+
+// newVndTable builds a table; format renders a code ("0101", "9").
+func newVndTable(prefix string, format func(uint16) string, cmds []vndCommand) *vndTable {
+	t := &vndTable{format: format, idx: make(map[uint16]uint8, len(cmds))}
+	for i, c := range cmds {
+		t.idx[c.code] = uint8(i)
+		t.services = append(t.services, prefix+":"+format(c.code)+" "+c.name)
+		t.kinds = append(t.kinds, c.kind)
+	}
+	t.services = append(t.services, "")
+	t.kinds = append(t.kinds, vndRead)
+	return t
+}
+
+// lookup returns the index of code, and false when it is unknown.
+func (t *vndTable) lookup(code uint16) (int, bool) {
+	i, ok := t.idx[code]
+	if !ok {
+		return len(t.services) - 1, false
+	}
+	return int(i), true
+}
+
+// vndHex4 renders a 16-bit code as 4 hex digits.
+func vndHex4(c uint16) string {
+	const digits = "0123456789abcdef"
+	return string([]byte{digits[c>>12], digits[c>>8&15], digits[c>>4&15], digits[c&15]})
+}
+
+// vndDec renders a code in decimal.
+func vndDec(c uint16) string { return strconv.Itoa(int(c)) }
+
+// vndCodes remembers up to len(codes) command codes outside a protocol's
+// table, so that each is reported once per flow; more are not reported.
+type vndCodes struct {
+	codes [8]uint16
+	n     uint8
+}
+
+// add reports whether c is new and was remembered.
+func (s *vndCodes) add(c uint16) bool {
+	for i := 0; i < int(s.n); i++ {
+		if s.codes[i] == c {
+			return false
+		}
+	}
+	if int(s.n) == len(s.codes) {
+		return false
+	}
+	s.codes[s.n] = c
+	s.n++
+	return true
+}
+
+// vndService emits dissect.AttrService for a command a client (peer) sent
+// to a server, once per flow, and the flag its kind calls for. seen holds
+// the table indexes already reported on the flow; other holds unknown
+// codes. flags names the attributes of the write, program and control
+// flags (empty: none).
+func vndService(out dissect.Sink, p *dissect.Packet, proto string, t *vndTable, seen *bitset256, other *vndCodes,
+	srv, cli netip.Addr, code uint16, flags [4]string) {
+	i, known := t.lookup(code)
+	if known {
+		if !seen.add(i) {
+			return
+		}
+		vndEmit(out, p, proto, srv, dissect.AttrService, t.services[i], cli)
+		if k := t.kinds[i]; k != vndRead && flags[k] != "" {
+			vndEmit(out, p, proto, srv, flags[k], t.services[i], cli)
+		}
+		return
+	}
+	if other.add(code) {
+		vndEmit(out, p, proto, srv, dissect.AttrService, proto+":"+t.format(code)+" unknown", cli)
+	}
+}
+
+// vndEmitText emits b as text when it is printable (see vndPrintable) and
+// not blank, and reports whether it did.
+func vndEmitText(out dissect.Sink, p *dissect.Packet, proto string, ip netip.Addr, attr string, b []byte) bool {
+	if !vndPrintable(b) {
+		return false
+	}
+	v := vndText(b)
+	if v == "" {
+		return false
+	}
+	vndEmit(out, p, proto, ip, attr, v, netip.Addr{})
+	return true
+}
+
+// vndJoin joins the first n values of vs, sorted, with sep. Multi-valued
+// facts (the AMS ports of a device, the commands of a master) are emitted
+// as the whole list each time it grows, since the inventory keeps one
+// value per attribute.
+func vndJoin(vs []string, sep string) string {
+	vs = slices.Clone(vs)
+	slices.Sort(vs)
+	return strings.Join(vs, sep)
+}
