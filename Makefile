@@ -71,3 +71,14 @@ fuzz:
 
 # Appliance images per board and their boot smoke test in qemu.
 include image.mk
+
+# ot-vendors regenerates the vendor-id tables the OT dissectors embed from
+# their sources (id<TAB>name; the first line says where the facts come from).
+VENDOR_SRC ?= ../shared/data
+.PHONY: ot-vendors
+ot-vendors:
+	for t in cip bacnet; do \
+		awk -F'\t' 'NR == 1 && /^#/ { print; next } /^[0-9]+\t/ { print $$1 "\t" $$2 }' \
+			$(VENDOR_SRC)/$$t-vendors.tsv > ot/data/$$t-vendors.tsv.new && \
+		mv ot/data/$$t-vendors.tsv.new ot/data/$$t-vendors.tsv; \
+	done
