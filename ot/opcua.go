@@ -91,24 +91,33 @@ func opcuaHeader(b []byte) (typ string, size int, ok bool) {
 	if len(b) < 8 {
 		return "", 0, false
 	}
-	t := string(b[:3])
-	switch t {
-	case "HEL", "ACK", "ERR", "RHE":
-		if b[3] != 'F' {
-			return "", 0, false
-		}
-	case "OPN", "CLO", "MSG":
-		if b[3] != 'F' && b[3] != 'C' && b[3] != 'A' {
-			return "", 0, false
-		}
+	switch string(b[:3]) { // constant strings returned: no allocation
+	case "HEL":
+		typ = "HEL"
+	case "ACK":
+		typ = "ACK"
+	case "ERR":
+		typ = "ERR"
+	case "RHE":
+		typ = "RHE"
+	case "OPN":
+		typ = "OPN"
+	case "CLO":
+		typ = "CLO"
+	case "MSG":
+		typ = "MSG"
 	default:
+		return "", 0, false
+	}
+	final := b[3] == 'F'
+	if !final && (len(typ) == 0 || typ[0] == 'H' || typ[0] == 'A' || typ[0] == 'E' || typ[0] == 'R' || b[3] != 'C' && b[3] != 'A') {
 		return "", 0, false
 	}
 	size = int(binary.LittleEndian.Uint32(b[4:]))
 	if size < 8 || size > opcuaMaxMessage {
 		return "", 0, false
 	}
-	return t, size, true
+	return typ, size, true
 }
 
 // Probe reports whether p's payload starts an OPC UA message.
