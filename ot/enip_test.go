@@ -497,3 +497,26 @@ func BenchmarkENIPHandle(b *testing.B) {
 		ps.TCPSeq += uint32(len(srv[1]))
 	}
 }
+
+// TestENIPImplicitIO (hand-built from CIP vol. 2, 2-6.3): a UDP 2222
+// datagram with a sequenced address item and connected data is claimed
+// and noted once per flow; other datagrams on 2222 are not.
+func TestENIPImplicitIO(t *testing.T) {
+	io := []byte{2, 0, 0x02, 0x80, 8, 0, 0x44, 0x33, 0x22, 0x11, 1, 0, 0, 0, 0xb1, 0, 6, 0, 1, 0, 1, 2, 3, 4}
+	e := NewENIP()
+	f := udpFlow(netip.MustParseAddrPort("10.1.1.10:2222"), netip.MustParseAddrPort("10.1.1.20:2222"))
+	var out collect
+	for range 3 {
+		p := pkt(f, flow.FromClient, 0, io)
+		if !e.Probe(p) {
+			t.Fatal("I/O datagram not probed")
+		}
+		e.Handle(p, &out)
+	}
+	if len(out) != 1 || out[0].Value != "enip:io-connected" {
+		t.Errorf("observations %v, want one enip:io-connected", out)
+	}
+	if e.Probe(pkt(f, flow.FromClient, 0, []byte("not cip at all, just bytes"))) {
+		t.Error("junk on 2222 claimed")
+	}
+}

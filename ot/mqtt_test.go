@@ -207,3 +207,16 @@ func BenchmarkMQTTHandle(b *testing.B) {
 		p.TCPSeq += uint32(len(cli[1]))
 	}
 }
+
+// TestMQTTAllocs: PUBLISH messages on a known topic allocate nothing.
+func TestMQTTAllocs(t *testing.T) {
+	cli, _ := mqttExchange()
+	d := NewMQTT()
+	f := tcpFlow(netip.MustParseAddrPort("10.1.1.10:50000"), netip.MustParseAddrPort("10.1.1.20:1883"))
+	sink := dissect.SinkFunc(func(dissect.Observation) {})
+	p := pkt(f, flow.FromClient, 0, cli[1])
+	d.Handle(p, sink)
+	if n := testing.AllocsPerRun(500, func() { p.TCPSeq += uint32(len(cli[1])); d.Handle(p, sink) }); n != 0 {
+		t.Errorf("%v allocations per PUBLISH, want 0", n)
+	}
+}

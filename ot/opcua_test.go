@@ -190,3 +190,16 @@ func BenchmarkOPCUAHandle(b *testing.B) {
 		p.TCPSeq += uint32(len(read))
 	}
 }
+
+// TestOPCUAAllocs: MSG chunks of a session allocate nothing.
+func TestOPCUAAllocs(t *testing.T) {
+	d := NewOPCUA()
+	f := tcpFlow(netip.MustParseAddrPort("10.1.1.10:50000"), netip.MustParseAddrPort("10.1.1.20:4840"))
+	sink := dissect.SinkFunc(func(dissect.Observation) {})
+	read := opcuaMsg("MSG", make([]byte, 16), []byte{0x01, 0x00, 0x77, 0x02}, make([]byte, 60))
+	p := pkt(f, flow.FromClient, 0, read)
+	d.Handle(p, sink)
+	if n := testing.AllocsPerRun(500, func() { p.TCPSeq += uint32(len(read)); d.Handle(p, sink) }); n != 0 {
+		t.Errorf("%v allocations per MSG, want 0", n)
+	}
+}

@@ -284,3 +284,15 @@ func BenchmarkProfinetDCP(b *testing.B) {
 		d.Handle(p, sink)
 	}
 }
+
+// TestProfinetAllocs: a repeated Identify response allocates nothing.
+func TestProfinetAllocs(t *testing.T) {
+	d := NewProfinetDCP()
+	p := &dissect.Packet{Packet: &capture.Packet{HasEth: true, EtherType: EtherTypeProfinet, SrcMAC: capture.MAC{0, 0x1b, 0x1b, 1, 2, 3},
+		Payload: dcpIdentifyResponse("et200sp-1", "ET200SP", 0x002a, 0x0313, [4]byte{10, 0, 0, 7})}}
+	sink := dissect.SinkFunc(func(dissect.Observation) {})
+	d.Handle(p, sink)
+	if n := testing.AllocsPerRun(500, func() { d.Handle(p, sink) }); n != 0 {
+		t.Errorf("%v allocations per repeated response, want 0", n)
+	}
+}
