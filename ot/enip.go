@@ -1332,7 +1332,9 @@ func (e *ENIP) identity(p *dissect.Packet, st *enipFlow, ip netip.Addr, id *cipI
 	e.mu.Unlock()
 	none := netip.Addr{}
 	if id.has&idVendor != 0 {
-		e.emit(p, out, ip, dissect.AttrVendor, id.vendorName(), none)
+		if n := CIPVendor(id.vendor); n != "" { // an unlisted id stays raw
+			e.emit(p, out, ip, dissect.AttrVendor, n, none)
+		}
 		e.emit(p, out, ip, AttrCIPVendorID, strconv.Itoa(int(id.vendor)), none)
 	}
 	if id.has&idType != 0 {

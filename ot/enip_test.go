@@ -71,7 +71,6 @@ func TestENIPListIdentityTshark(t *testing.T) {
 			serial, _ := strconv.ParseUint(strings.TrimPrefix(r[5], "0x"), 16, 32)
 			state, _ := strconv.ParseUint(strings.TrimPrefix(r[7], "0x"), 16, 8)
 			want := []string{
-				dissect.AttrVendor + "=" + CIPVendor(uint16(vendor)),
 				AttrCIPVendorID + "=" + strconv.Itoa(int(vendor)),
 				AttrCIPDeviceType + "=0x" + fmt.Sprintf("%04x", devType) + " " + cipDeviceTypes[uint16(devType)].name,
 				AttrCIPProductCode + "=" + r[3],
@@ -82,6 +81,9 @@ func TestENIPListIdentityTshark(t *testing.T) {
 			}
 			if c := CIPDeviceClass(uint16(devType)); c != "" {
 				want = append(want, dissect.AttrClass+"="+c)
+			}
+			if v := CIPVendor(uint16(vendor)); v != "" {
+				want = append(want, dissect.AttrVendor+"="+v)
 			}
 			for _, w := range want {
 				if !got[r[0]+" "+w] {
@@ -519,4 +521,28 @@ func TestENIPImplicitIO(t *testing.T) {
 	if e.Probe(pkt(f, flow.FromClient, 0, []byte("not cip at all, just bytes"))) {
 		t.Error("junk on 2222 claimed")
 	}
+}
+
+// TestENIPIdentityReads (hand-built from CIP vol. 1, 5-2 and A-4): a
+// Get_Attribute_Single of the product name, and a Multiple_Service_Packet
+// holding a Get_Attribute_List (vendor, serial) and a Read Tag, are
+// matched to their replies by sender context.
+func TestENIPIdentityReads(t *testing.T) {
+	single := []byte{0x0e, 0x03, 0x20, 0x01, 0x24, 0x01, 0x30, 0x07}
+	singleReply := append([]byte{0x8e, 0, 0, 0, 11}, "1769-L33ER/"...)
+	list := []byte{0x03, 0x02, 0x20, 0x01, 0x24, 0x01, 2, 0, 1, 0, 6, 0}
+	read := []byte{0x4c, 0x03, 0x91, 0x03, 'T', 'a', 'g', 0, 1, 0}
+	msp := []byte{0x0a, 0x02, 0x20, 0x02, 0x24, 0x01, 2, 0, 6, 0, byte(6 + len(list)), 0}
+	msp = append(append(msp, list...), read...)
+	listReply := []byte{0x83, 0, 0, 0, 2, 0, 1, 0, 0, 0, 0x01, 0, 6, 0, 0, 0, 0x78, 0x56, 0x34, 0x12}
+	readReply := []byte{0xcc, 0, 0, 0, 0xc4, 0, 1, 0, 0, 0}
+	mspReply := []byte{0x8a, 0, 0, 0, 2, 0, 6, 0, byte(6 + len(listReply)), 0}
+	mspReply = append(append(mspReply, listReply...), readReply...)
+	reg := enipEncap(encRegisterSession, 0, 1, []byte{1, 0, 0, 0})
+	cli := [][]byte{reg, enipRR(10, single), enipRR(11, msp)}
+	srv := [][]byte{reg, enipRR(10, singleReply), enipRR(11, mspReply)}
+	segmentationCheck(t, func() dissect.Dissector { return NewENIP() },
+		netip.MustParseAddrPort("10.1.1.10:50000"), netip.MustParseAddrPort("10.1.1.20:44818"), cli, srv,
+		"10.1.1.20 model=1769-L33ER/", "10.1.1.20 vendor="+CIPVendor(1), "10.1.1.20 serial=0x12345678",
+		"10.1.1.20 service=cip:read-tag symbolic", "10.1.1.20 service=cip:get-attribute-list identity")
 }

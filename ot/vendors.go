@@ -53,10 +53,15 @@ func (v *vendorTable) load() {
 	}
 }
 
-// name returns the vendor's name, or "" when the id is not listed.
+// name returns the vendor's name, or "" when the id is not listed or is
+// listed as reserved (not assigned to a maker).
 func (v *vendorTable) name(id uint32) string {
 	v.once.Do(v.load)
-	return v.names[id]
+	n := v.names[id]
+	if strings.HasPrefix(n, "Reserved") {
+		return ""
+	}
+	return n
 }
 
 // len returns the number of vendors listed.

@@ -45,7 +45,7 @@ func TestVendorTables(t *testing.T) {
 	if CIPVendor(1) != "Rockwell Automation/Allen-Bradley" || BACnetVendor(5) != "Johnson Controls Inc." || BACnetVendor(260) == "" {
 		t.Errorf("vendor ids not resolved: %q %q %q", CIPVendor(1), BACnetVendor(5), BACnetVendor(260))
 	}
-	if CIPVendor(65535) != "" {
-		t.Errorf("unlisted id resolved to %q", CIPVendor(65535))
+	if CIPVendor(65535) != "" || CIPVendor(27) != "" {
+		t.Errorf("unlisted or reserved id resolved to %q %q", CIPVendor(65535), CIPVendor(27))
 	}
 }
