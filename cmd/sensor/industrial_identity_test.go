@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -103,5 +104,52 @@ func TestIndustrialCorpusIdentity(t *testing.T) {
 		if a.MAC.String() != r[1] || a.Model != strings.TrimSpace(r[2]) || r[3] == "0x002a" && a.Vendor != "Siemens AG" {
 			t.Errorf("%s: MAC %s model %q vendor %q; tshark %v", r[0], a.MAC, a.Model, a.Vendor, r)
 		}
+	}
+}
+
+// A ControlLogix's controller read through its EtherNet/IP module's
+// backplane is listed on the module's address as a module (cip.module),
+// with the product name, revision and serial tshark reads
+// (cip.id.product_name, cip.id.major_rev, cip.id.minor_rev,
+// cip.id.serial_number); a BACnet controller is listed with the vendor,
+// model and firmware its ReadProperty answers carry (tshark's bacapp
+// dissection).
+func TestIndustrialCorpusModulesAndBACnet(t *testing.T) {
+	path := testcorpus.File(t, "ICS-Security-Tools__pcaps__openics__EIP-RebootorRestart.pcap")
+	rows := testcorpus.Tshark(t, path, "cip.id.product_name", "ip.src", "cip.id.product_name", "cip.id.major_rev", "cip.id.minor_rev", "cip.id.serial_number")
+	if len(rows) == 0 {
+		t.Fatal("tshark reads no Identity reply")
+	}
+	by := industrialByIP(runFile(t, path))
+	for _, r := range rows {
+		m := by[r[0]].Attrs["cip.module"]
+		if !strings.Contains(m, r[1]) || !strings.Contains(m, "rev "+r[2]+"."+r[3]) || !strings.Contains(m, "serial "+r[4]) {
+			t.Errorf("%s: cip.module %q, tshark %v", r[0], m, r)
+		}
+	}
+
+	path = testcorpus.File(t, "ICS-Pcaps__BacNET__bacnet_test.pcap")
+	testcorpus.NeedTshark(t)
+	out, err := exec.Command("tshark", "-r", path, "-Y", "bacapp.type==3", "-O", "bacapp").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	for _, l := range strings.Split(string(out), "\n") {
+		l = strings.TrimSpace(l)
+		for _, p := range []string{"vendor-name", "model-name", "firmware-revision"} {
+			if strings.HasPrefix(l, p+": ") && strings.HasSuffix(l, "'") {
+				if i := strings.Index(l, "'"); i > 0 {
+					want[p] = l[i+1 : len(l)-1]
+				}
+			}
+		}
+	}
+	if len(want) != 3 {
+		t.Fatalf("tshark reads %v", want)
+	}
+	a := industrialByIP(runFile(t, path))["10.1.1.165"]
+	if a.Vendor != want["vendor-name"] || a.Model != want["model-name"] || a.Firmware != want["firmware-revision"] {
+		t.Errorf("BACnet controller: vendor %q model %q firmware %q, tshark %v", a.Vendor, a.Model, a.Firmware, want)
 	}
 }
