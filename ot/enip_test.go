@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,16 +28,17 @@ var enipIdentityCorpus = []string{
 // Captures holding EtherNet/IP identities (ListIdentity replies or
 // Identity object reads) and CIP services.
 var enipCorpus = []string{
+	// The smaller captures first: tests read these by default.
 	"ICS-Security-Tools__pcaps__EthernetIP__enip_test.pcap",
-	"ICS-Security-Tools__pcaps__openics__EIP-ChangePortConfigurationAttempt.pcap",
-	"ICS-Security-Tools__pcaps__openics__EIP-FirmwareChange.pcap",
 	"ICS-Security-Tools__pcaps__openics__EIP-RebootorRestart.pcap",
 	"ICS-Security-Tools__pcaps__openics__EIP-SoftwareUpload.pcap",
 	"ICS-Security-Tools__pcaps__openics__EIP-RemoteModeChangeAttempt.pcap",
+	"ICS-Pcaps__CIP__ENIP_CIP-CM.pcap",
+	"ICS-Pcaps__LocalPCAP__enip.pcap",
+	"ICS-Security-Tools__pcaps__openics__EIP-ChangePortConfigurationAttempt.pcap",
+	"ICS-Security-Tools__pcaps__openics__EIP-FirmwareChange.pcap",
 	"ICS-Security-Tools__pcaps__openics__EIP-LockPLCAttempt.pcap",
 	"ICS-Security-Tools__pcaps__CIP__cip_only.pcap",
-	"ICS-Pcaps__LocalPCAP__enip.pcap",
-	"ICS-Pcaps__CIP__ENIP_CIP-CM.pcap",
 	"ct-samples__Protocols__EthernetIP__Plant1_EthernetIP.pcap",
 }
 
@@ -134,17 +136,14 @@ func TestENIPIdentityObjectTshark(t *testing.T) {
 }
 
 // TestENIPServicesTshark compares the (server, CIP service) pairs of the
-// requests with tshark's cip.service (outer and embedded requests), and
-// checks that the flags follow the captures' stories: a firmware update,
-// a reset, a remote stop, PCCC mode change and writes.
+// requests with tshark's cip.service (outer and embedded requests), on the
+// smaller captures (all of them with OT_ALL_CORPUS=1).
 func TestENIPServicesTshark(t *testing.T) {
-	flags := map[string]string{
-		"ICS-Security-Tools__pcaps__openics__EIP-FirmwareChange.pcap":          AttrCIPFirmwareUpdate,
-		"ICS-Security-Tools__pcaps__openics__EIP-RemoteModeChangeAttempt.pcap": AttrCIPModeChange,
-		"ICS-Security-Tools__pcaps__CIP__cip_only.pcap":                        AttrCIPWrite,
-		"ct-samples__Protocols__EthernetIP__Plant1_EthernetIP.pcap":            AttrCIPWrite,
+	files := enipCorpus[:6]
+	if os.Getenv("OT_ALL_CORPUS") != "" {
+		files = enipCorpus
 	}
-	for _, name := range enipCorpus {
+	for _, name := range files {
 		path := testcorpus.File(t, name)
 		want := map[string]bool{}
 		for _, r := range testcorpus.Tshark(t, path, "cip && tcp.dstport==44818 && !tcp.analysis.retransmission", "ip.dst", "cip.service") {
@@ -174,15 +173,27 @@ func TestENIPServicesTshark(t *testing.T) {
 				t.Errorf("%s: read request %s that tshark does not see", name, k)
 			}
 		}
-		if f := flags[name]; f != "" && len(obsSet(out, f)) == 0 {
-			t.Errorf("%s: no %s flag", name, f)
-		}
 		// Roles follow the direction of requests: the server is the side
 		// on 44818.
 		for _, o := range out {
 			if o.Attr == dissect.AttrService && o.IP == o.Peer {
 				t.Errorf("%s: service %v with the server as its own peer", name, o)
 			}
+		}
+	}
+}
+
+// TestENIPFlags: the captures' stories are flagged: a firmware update, a
+// remote stop, PCCC and tag writes.
+func TestENIPFlags(t *testing.T) {
+	for name, f := range map[string]string{
+		"ICS-Security-Tools__pcaps__openics__EIP-FirmwareChange.pcap":          AttrCIPFirmwareUpdate,
+		"ICS-Security-Tools__pcaps__openics__EIP-RemoteModeChangeAttempt.pcap": AttrCIPModeChange,
+		"ICS-Security-Tools__pcaps__CIP__cip_only.pcap":                        AttrCIPWrite,
+		"ct-samples__Protocols__EthernetIP__Plant1_EthernetIP.pcap":            AttrCIPWrite,
+	} {
+		if len(obsSet(runFile(t, testcorpus.File(t, name), NewENIP()), f)) == 0 {
+			t.Errorf("%s: no %s flag", name, f)
 		}
 	}
 }
