@@ -220,3 +220,23 @@ func TestMQTTAllocs(t *testing.T) {
 		t.Errorf("%v allocations per PUBLISH, want 0", n)
 	}
 }
+
+// TestMQTT5 (hand-built from MQTT 5.0, 3.1.2.11 properties, 3.1.3.2 will
+// properties, 3.8.2.1 SUBSCRIBE properties): properties are skipped and
+// what follows them read.
+func TestMQTT5(t *testing.T) {
+	props := []byte{5, 0x11, 0, 0, 0, 60} // session expiry interval
+	willProps := []byte{2, 0x01, 1}      // payload format indicator
+	connect := mqttMsg(1, 0, mqttStr("MQTT"), []byte{5, 0x06, 0, 30}, props, mqttStr("sensor-7"), willProps, mqttStr("dev/7/lwt"), mqttStr("gone"))
+	sub := mqttMsg(8, 2, []byte{0, 9}, []byte{2, 0x0b, 7}, mqttStr("dev/7/cfg"), []byte{1})
+	d := NewMQTT()
+	var out collect
+	f := tcpFlow(netip.MustParseAddrPort("10.1.1.10:50000"), netip.MustParseAddrPort("10.1.1.20:1883"))
+	d.Handle(pkt(f, flow.FromClient, 0, append(connect, sub...)), &out)
+	got := obsSet(out)
+	for _, w := range []string{"mqtt.version=5.0", "mqtt.client_id=sensor-7", "mqtt.will_topic=dev/7/lwt", "mqtt.credentials=no", "mqtt.subscribe=dev/7/cfg"} {
+		if !got["10.1.1.10 "+w] {
+			t.Errorf("%s missing: %v", w, keys(got))
+		}
+	}
+}
