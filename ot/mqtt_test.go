@@ -226,7 +226,7 @@ func TestMQTTAllocs(t *testing.T) {
 // what follows them read.
 func TestMQTT5(t *testing.T) {
 	props := []byte{5, 0x11, 0, 0, 0, 60} // session expiry interval
-	willProps := []byte{2, 0x01, 1}      // payload format indicator
+	willProps := []byte{2, 0x01, 1}       // payload format indicator
 	connect := mqttMsg(1, 0, mqttStr("MQTT"), []byte{5, 0x06, 0, 30}, props, mqttStr("sensor-7"), willProps, mqttStr("dev/7/lwt"), mqttStr("gone"))
 	sub := mqttMsg(8, 2, []byte{0, 9}, []byte{2, 0x0b, 7}, mqttStr("dev/7/cfg"), []byte{1})
 	d := NewMQTT()
