@@ -106,3 +106,14 @@ enterprises-data:
 		"$$(grep -o 'last updated [0-9-]*' $(ENTERPRISES_SRC) | head -1)" "$$(date -u +%Y-%m-%d)"; \
 	  grep -v '^#' $(ENTERPRISES_SRC) | awk -F'\t' 'NF >= 2 && $$1 ~ /^[0-9]+$$/ { n = $$2; sub(/[ \t]*\(https?:[^)]*\)[ \t]*$$/, "", n); gsub(/[ \t]+$$/, "", n); if (n != "") print $$1 "\t" n }' | sort -n -k1,1; \
 	} > it/data/enterprises.tsv
+
+# ot-vendors regenerates the vendor-id tables the OT dissectors embed from
+# their sources (id<TAB>name; the first line says where the facts come from).
+VENDOR_SRC ?= ../shared/data
+.PHONY: ot-vendors
+ot-vendors:
+	for t in cip bacnet; do \
+		awk -F'\t' 'NR == 1 && /^#/ { print; next } /^[0-9]+\t/ { print $$1 "\t" $$2 }' \
+			$(VENDOR_SRC)/$$t-vendors.tsv > ot/data/$$t-vendors.tsv.new && \
+		mv ot/data/$$t-vendors.tsv.new ot/data/$$t-vendors.tsv; \
+	done
