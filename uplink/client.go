@@ -129,8 +129,23 @@ func (e *HTTPError) Permanent() bool {
 	return e.Status >= 400 && e.Status < 500 && e.Status != http.StatusTooManyRequests && e.Status != http.StatusRequestTimeout
 }
 
-// ErrCodeRefused is wrapped by the error of a refused registration.
+// ErrCodeRefused matches (errors.Is) the error of a refused registration.
 var ErrCodeRefused = errors.New("personalization code refused")
+
+// RefusedError is a registration the cloud refused. Its text is what the
+// LCD and the console show, e.g. "code ABCD-EFGH-JKMN-PQRS refused by the
+// cloud: not issued or already used".
+type RefusedError struct {
+	Code   string
+	Reason string // the cloud's words
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("code %s refused by the cloud: %s", e.Code, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrCodeRefused) true.
+func (e *RefusedError) Is(target error) bool { return target == ErrCodeRefused }
 
 // ErrUnauthorized is wrapped when the cloud refuses the sensor's credentials.
 var ErrUnauthorized = errors.New("credentials refused by the cloud")
@@ -210,7 +225,7 @@ func (c *Client) Register(ctx context.Context, reg Registration) (Credentials, e
 	err = c.do(ctx, "register", http.MethodPost, PathRegister, "", body, &cr)
 	var he *HTTPError
 	if errors.As(err, &he) && (he.Status == http.StatusForbidden || he.Status == http.StatusNotFound) {
-		return cr, fmt.Errorf("code %s refused by the cloud: %s: %w", reg.Code, he.Msg, ErrCodeRefused)
+		return cr, &RefusedError{Code: reg.Code, Reason: he.Msg}
 	}
 	if err != nil {
 		return cr, err
