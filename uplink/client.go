@@ -60,8 +60,9 @@ type ClientOptions struct {
 
 // Client talks to the cloud over HTTPS. Certificates are always verified.
 type Client struct {
-	base *url.URL
-	hc   *http.Client
+	base  *url.URL
+	hc    *http.Client
+	proxy string
 }
 
 // NewClient returns a client for the cloud at baseURL (https://...).
@@ -104,7 +105,7 @@ func NewClient(baseURL string, o ClientOptions) (*Client, error) {
 	if o.Timeout == 0 {
 		o.Timeout = 60 * time.Second
 	}
-	return &Client{base: u, hc: &http.Client{Transport: tr, Timeout: o.Timeout}}, nil
+	return &Client{base: u, hc: &http.Client{Transport: tr, Timeout: o.Timeout}, proxy: o.Proxy.Address}, nil
 }
 
 // URL is the cloud's base URL.
@@ -179,6 +180,15 @@ func (c *Client) do(ctx context.Context, op, method, path, token string, body []
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if c.proxy != "" && errors.As(err, &ue) {
+			// A proxy refusing the CONNECT tunnel comes back as its bare
+			// status text.
+			switch t := ue.Err.Error(); t {
+			case "Proxy Authentication Required", "Unauthorized", "Forbidden":
+				return fmt.Errorf("uplink: %s: proxy %s refused the tunnel to %s: %s (check the proxy user and password)", op, c.proxy, u.Host, t)
+			}
+		}
 		return fmt.Errorf("uplink: %s %s: %w", op, u.Host, err)
 	}
 	defer resp.Body.Close()

@@ -35,7 +35,9 @@ func TestDedupRules(t *testing.T) {
 			rec(func(r *DedupRecord) { r.Sensor, r.MAC, r.IP = "s2", "00:1B:1B:01:02:03", ip("10.9.9.9") }), true, "mac"},
 		{"1 different MACs decide even with the same static IP and host name", rules,
 			rec(func(r *DedupRecord) { r.MAC, r.IP, r.Hostname = "00:1b:1b:01:02:03", ip("10.0.0.5"), "plc1" }),
-			rec(func(r *DedupRecord) { r.Sensor, r.MAC, r.IP, r.Hostname = "s2", "00:1b:1b:01:02:04", ip("10.0.0.5"), "plc1" }), false, "mac"},
+			rec(func(r *DedupRecord) {
+				r.Sensor, r.MAC, r.IP, r.Hostname = "s2", "00:1b:1b:01:02:04", ip("10.0.0.5"), "plc1"
+			}), false, "mac"},
 		{"2 MAC on one side only: host names equal ignoring case", rules,
 			rec(func(r *DedupRecord) { r.MAC, r.Hostname = "00:1b:1b:01:02:03", "PLC1" }),
 			rec(func(r *DedupRecord) { r.Sensor, r.Hostname, r.IP = "s2", "plc1", ip("10.0.0.7") }), true, "hostname"},

@@ -1,0 +1,520 @@
+package main
+
+import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/passivesensor/sensor/internal/testcorpus"
+	"github.com/passivesensor/sensor/settings"
+	"github.com/passivesensor/sensor/status"
+	"github.com/passivesensor/sensor/uplink"
+)
+
+// End-to-end tests of the cloud link: the collector and the sensor are
+// the real binaries, run as processes on loopback with real TLS.
+
+var cloudBins struct {
+	once              sync.Once
+	sensor, collector string
+	err               error
+}
+
+func cloudBuild(t *testing.T) (sensor, collector string) {
+	t.Helper()
+	cloudBins.once.Do(func() {
+		dir, err := os.MkdirTemp("", "sensor-cloud-test-")
+		if err != nil {
+			cloudBins.err = err
+			return
+		}
+		cloudBins.sensor, cloudBins.collector = filepath.Join(dir, "sensor"), filepath.Join(dir, "collector")
+		for _, b := range [][2]string{{cloudBins.sensor, "."}, {cloudBins.collector, "../collector"}} {
+			if out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput(); err != nil {
+				cloudBins.err = fmt.Errorf("go build %s: %v\n%s", b[1], err, out)
+				return
+			}
+		}
+	})
+	if cloudBins.err != nil {
+		t.Fatal(cloudBins.err)
+	}
+	return cloudBins.sensor, cloudBins.collector
+}
+
+// cloudCollector is a collector process.
+type cloudCollector struct {
+	bin, dir, url, ca string
+	cmd               *exec.Cmd
+	log               *os.File
+}
+
+// cloudStart starts the collector on listen and reads the URL and CA path
+// it prints.
+func cloudStart(t *testing.T, bin, dir, listen string) *cloudCollector {
+	t.Helper()
+	c := &cloudCollector{bin: bin, dir: dir}
+	log, err := os.OpenFile(filepath.Join(dir, "collector.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.log = log
+	c.cmd = exec.Command(bin, "-listen", listen, "-data", dir)
+	c.cmd.Stderr = log
+	out, err := c.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.stop() })
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		line := sc.Text()
+		if u, ok := strings.CutPrefix(line, "collector: listening on "); ok {
+			c.url = u
+		}
+		if p, ok := strings.CutPrefix(line, "collector: CA certificate "); ok {
+			c.ca = p
+			break
+		}
+	}
+	go io.Copy(io.Discard, out)
+	if c.url == "" || c.ca == "" {
+		t.Fatalf("collector printed no URL and CA path (url %q ca %q); log in %s", c.url, c.ca, log.Name())
+	}
+	return c
+}
+
+func (c *cloudCollector) stop() {
+	if c.cmd == nil || c.cmd.Process == nil || c.cmd.ProcessState != nil {
+		return
+	}
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	c.cmd.Wait()
+	c.log.Close()
+}
+
+func (c *cloudCollector) code(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command(c.bin, "-data", c.dir, "code", "new").Output()
+	if err != nil {
+		t.Fatalf("collector code new: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func (c *cloudCollector) get(t *testing.T, path string, v any) {
+	t.Helper()
+	pem, err := os.ReadFile(c.ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 10 * time.Second}
+	resp, err := hc.Get(c.url + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+// cloudState makes a state directory whose settings hold code and proxy.
+func cloudState(t *testing.T, code string, proxy settings.Proxy) string {
+	t.Helper()
+	dir := t.TempDir()
+	s := settings.Defaults()
+	s.PersonalizationCode, s.Proxy = code, proxy
+	if err := settings.Save(filepath.Join(dir, uplink.SettingsFile), s); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// cloudSensor runs `sensor -r file -cloud URL -ca FILE -state DIR`.
+func cloudSensor(bin string, c *cloudCollector, state, file string, timeout time.Duration) (string, error) {
+	out, err := exec.Command(bin, "-r", file, "-cloud", c.url, "-ca", c.ca, "-state", state,
+		"-upload-timeout", timeout.String()).CombinedOutput()
+	return string(out), err
+}
+
+// cloudAsset is what both sides say about an asset, in one shape.
+type cloudAsset struct {
+	ID, Kind, MAC, Hostname, Domain, Vendor, Model, Firmware, Serial, OS, Class string
+	IPs, Protocols, Ports                                                       []string
+	Attrs                                                                       map[string]string
+}
+
+// sensorJSON runs `sensor -json -r file` and returns its assets by id and
+// its traffic records.
+func sensorJSON(t *testing.T, bin, file string) (map[string]cloudAsset, []jsonFlow) {
+	t.Helper()
+	out, err := exec.Command(bin, "-json", "-r", file).Output()
+	if err != nil {
+		t.Fatalf("sensor -json -r %s: %v", file, err)
+	}
+	assets := map[string]cloudAsset{}
+	var flows []jsonFlow
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var kind struct{ Kind string }
+		json.Unmarshal([]byte(line), &kind)
+		switch kind.Kind {
+		case "asset":
+			var a jsonAsset
+			if err := json.Unmarshal([]byte(line), &a); err != nil {
+				t.Fatal(err)
+			}
+			ips := a.IPs
+			if len(ips) == 0 && a.IP != "" {
+				ips = []string{a.IP}
+			}
+			assets[a.ID] = cloudAsset{ID: a.ID, Kind: a.Class, MAC: a.MAC, Hostname: a.Hostname, Domain: a.Domain,
+				Vendor: a.Vendor, Model: a.Model, Firmware: a.Firmware, Serial: a.Serial, OS: a.OS, Class: a.DevClass,
+				IPs: ips, Protocols: a.Protocols, Ports: a.OpenPorts, Attrs: a.Attrs}
+		case "flow":
+			var f jsonFlow
+			if err := json.Unmarshal([]byte(line), &f); err != nil {
+				t.Fatal(err)
+			}
+			flows = append(flows, f)
+		}
+	}
+	return assets, flows
+}
+
+// collectorAssets is the collector's JSON API view of one sensor's assets.
+func collectorAssets(t *testing.T, c *cloudCollector, sensor string) map[string]cloudAsset {
+	t.Helper()
+	var list []struct {
+		ID, Kind, MAC, Hostname, Domain, Vendor, Model, Firmware, Serial, OS, Class string
+		IPs                                                                         []string
+		Protocols                                                                   []string
+		OpenPorts                                                                   []string `json:"open_ports"`
+		Attrs                                                                       map[string]string
+	}
+	c.get(t, "/api/assets?sensor="+sensor, &list)
+	out := map[string]cloudAsset{}
+	for _, a := range list {
+		out[a.ID] = cloudAsset{ID: a.ID, Kind: a.Kind, MAC: a.MAC, Hostname: a.Hostname, Domain: a.Domain,
+			Vendor: a.Vendor, Model: a.Model, Firmware: a.Firmware, Serial: a.Serial, OS: a.OS, Class: a.Class,
+			IPs: a.IPs, Protocols: a.Protocols, Ports: a.OpenPorts, Attrs: a.Attrs}
+	}
+	return out
+}
+
+type cloudTraffic struct {
+	Sensor, Src, Dst, SrcAsset, DstAsset, Proto string
+	DPort                                       uint16
+	BytesOut, BytesIn, PacketsOut, PacketsIn    uint64
+	Intervals                                   int
+}
+
+func collectorTraffic(t *testing.T, c *cloudCollector, sensor string) map[string]cloudTraffic {
+	t.Helper()
+	var list []struct {
+		Sensor, Src, Dst, Proto string
+		SrcAsset                string `json:"src_asset"`
+		DstAsset                string `json:"dst_asset"`
+		DPort                   uint16
+		BytesOut                uint64 `json:"bytes_out"`
+		BytesIn                 uint64 `json:"bytes_in"`
+		PacketsOut              uint64 `json:"packets_out"`
+		PacketsIn               uint64 `json:"packets_in"`
+		Intervals               int
+	}
+	c.get(t, "/api/traffic?sensor="+sensor, &list)
+	out := map[string]cloudTraffic{}
+	for _, r := range list {
+		out[flowKey(r.Src, r.Dst, r.SrcAsset, r.DstAsset, r.Proto, r.DPort)] = cloudTraffic{Sensor: r.Sensor, Src: r.Src, Dst: r.Dst,
+			SrcAsset: r.SrcAsset, DstAsset: r.DstAsset, Proto: r.Proto, DPort: r.DPort, BytesOut: r.BytesOut, BytesIn: r.BytesIn,
+			PacketsOut: r.PacketsOut, PacketsIn: r.PacketsIn, Intervals: r.Intervals}
+	}
+	return out
+}
+
+func flowKey(src, dst, sa, da, proto string, dport uint16) string {
+	return fmt.Sprintf("%s|%s|%s|%s|%s|%d", src, dst, sa, da, proto, dport)
+}
+
+// wantTraffic sums the sensor's own traffic lines over several runs.
+func wantTraffic(runs ...[]jsonFlow) map[string]cloudTraffic {
+	out := map[string]cloudTraffic{}
+	for _, flows := range runs {
+		for _, f := range flows {
+			k := flowKey(f.Src, f.Dst, f.SrcAsset, f.DstAsset, f.Proto, f.DPort)
+			r := out[k]
+			r.BytesOut += f.BytesOut
+			r.BytesIn += f.BytesIn
+			r.PacketsOut += f.PacketsOut
+			r.PacketsIn += f.PacketsIn
+			r.Intervals++
+			out[k] = r
+		}
+	}
+	return out
+}
+
+func compareTraffic(t *testing.T, got, want map[string]cloudTraffic) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("collector holds %d traffic aggregates, the sensor printed %d", len(got), len(want))
+	}
+	for k, w := range want {
+		g := got[k]
+		if g.BytesOut != w.BytesOut || g.BytesIn != w.BytesIn || g.PacketsOut != w.PacketsOut || g.PacketsIn != w.PacketsIn || g.Intervals != w.Intervals {
+			t.Errorf("traffic %s: collector %+v, sensor %+v", k, g, w)
+		}
+	}
+}
+
+func readStatus(t *testing.T, state string) status.Status {
+	t.Helper()
+	s, err := status.Read(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestCloudEndToEnd: collector up, a code issued, `sensor -r` on a corpus
+// capture registers and uploads; the collector's JSON API lists the same
+// assets and traffic as `sensor -json`. A wrong code is refused with a
+// clear message in status.json and on stderr.
+func TestCloudEndToEnd(t *testing.T) {
+	sensorBin, collBin := cloudBuild(t)
+	file := testcorpus.File(t, "ICS-Pcaps__BOOTP__packet.pcap")
+	c := cloudStart(t, collBin, t.TempDir(), "127.0.0.1:0")
+
+	state := cloudState(t, "ABCD-EFGH-JKMN-PQRS", settings.Proxy{}) // never issued
+	out, err := cloudSensor(sensorBin, c, state, file, 30*time.Second)
+	if err == nil || !strings.Contains(out, "code ABCD-EFGH-JKMN-PQRS refused by the cloud: not issued or already used") {
+		t.Fatalf("sensor with a wrong code: %v\n%s", err, out)
+	}
+	if s := readStatus(t, state); s.Registration != status.Registering || s.CloudError != "code ABCD-EFGH-JKMN-PQRS refused by the cloud: not issued or already used" {
+		t.Fatalf("status with a wrong code: %+v", s)
+	}
+
+	state = cloudState(t, c.code(t), settings.Proxy{})
+	if out, err := cloudSensor(sensorBin, c, state, file, 30*time.Second); err != nil {
+		t.Fatalf("sensor -r -cloud: %v\n%s", err, out)
+	}
+	st := readStatus(t, state)
+	if st.Registration != status.Registered || st.SensorID == "" || !st.CloudOK || st.SpoolBytes != 0 {
+		t.Fatalf("status after the upload: %+v", st)
+	}
+	want, flows := sensorJSON(t, sensorBin, file)
+	got := collectorAssets(t, c, st.SensorID)
+	if len(want) < 10 {
+		t.Fatalf("the capture gave only %d assets", len(want))
+	}
+	ids := func(m map[string]cloudAsset) []string {
+		var s []string
+		for k := range m {
+			s = append(s, k)
+		}
+		sort.Strings(s)
+		return s
+	}
+	if !reflect.DeepEqual(ids(got), ids(want)) {
+		t.Fatalf("asset ids differ:\ncollector %v\nsensor    %v", ids(got), ids(want))
+	}
+	for id, w := range want {
+		if g := got[id]; !reflect.DeepEqual(g, w) {
+			t.Errorf("asset %s:\ncollector %+v\nsensor    %+v", id, g, w)
+		}
+	}
+	compareTraffic(t, collectorTraffic(t, c, st.SensorID), wantTraffic(flows))
+	var devices []struct{ Assets []string }
+	c.get(t, "/api/devices", &devices)
+	if len(devices) != len(want) {
+		t.Errorf("one sensor's %d assets make %d devices", len(want), len(devices))
+	}
+}
+
+// TestCloudOutage: the collector stops while the sensor has reports to
+// send; the sensor keeps them in its spool and retries; once the collector
+// is back everything arrives, once.
+func TestCloudOutage(t *testing.T) {
+	sensorBin, collBin := cloudBuild(t)
+	fileA := testcorpus.File(t, "ICS-Pcaps__COTP__cotp.pcap")
+	fileB := testcorpus.File(t, "ICS-Pcaps__DHCP__dhcp_client.pcap")
+	dir := t.TempDir()
+	c := cloudStart(t, collBin, dir, "127.0.0.1:0")
+	state := cloudState(t, c.code(t), settings.Proxy{})
+	if out, err := cloudSensor(sensorBin, c, state, fileA, 30*time.Second); err != nil {
+		t.Fatalf("first upload: %v\n%s", err, out)
+	}
+	sensorID := readStatus(t, state).SensorID
+	var before []struct{ ID string }
+	c.get(t, "/api/assets?sensor="+sensorID, &before)
+
+	c.stop()
+	type result struct {
+		out string
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		out, err := cloudSensor(sensorBin, c, state, fileB, 60*time.Second)
+		res <- result{out, err}
+	}()
+	// The sensor cannot reach the cloud: it says so and keeps the reports.
+	end := time.Now().Add(15 * time.Second)
+	for {
+		s, err := status.Read(state)
+		if err == nil && !s.CloudOK && s.CloudError != "" && s.SpoolBytes > 0 {
+			t.Logf("while the collector is down: %s (%d bytes spooled)", s.CloudError, s.SpoolBytes)
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("status never showed the outage: %+v %v", s, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	u := strings.TrimPrefix(c.url, "https://")
+	c2 := cloudStart(t, collBin, dir, u)
+	r := <-res
+	if r.err != nil {
+		t.Fatalf("upload across the outage: %v\n%s", r.err, r.out)
+	}
+	assetsA, flowsA := sensorJSON(t, sensorBin, fileA)
+	assetsB, flowsB := sensorJSON(t, sensorBin, fileB)
+	got := collectorAssets(t, c2, sensorID)
+	for id := range assetsA {
+		if _, ok := got[id]; !ok {
+			t.Errorf("asset %s of the first capture lost", id)
+		}
+	}
+	for id, w := range assetsB {
+		if g, ok := got[id]; !ok {
+			t.Errorf("asset %s of the capture sent across the outage lost", id)
+		} else if g.Vendor != w.Vendor || g.Hostname != w.Hostname {
+			t.Errorf("asset %s: collector %+v, sensor %+v", id, g, w)
+		}
+	}
+	compareTraffic(t, collectorTraffic(t, c2, sensorID), wantTraffic(flowsA, flowsB))
+	var sensors []struct {
+		ID      string
+		Batches int
+	}
+	c2.get(t, "/api/sensors", &sensors)
+	// Each upload queues one batch per message: heartbeat, asset
+	// report, traffic report.
+	if len(sensors) != 1 || sensors[0].Batches != 6 {
+		t.Fatalf("sensors %+v, want one with 6 batches", sensors)
+	}
+}
+
+// TestCloudThroughProxy: the sensor reaches the collector through Debian's
+// tinyproxy with Basic credentials (CONNECT tunnel); wrong credentials
+// fail with a clear error.
+func TestCloudThroughProxy(t *testing.T) {
+	tp, err := exec.LookPath("tinyproxy")
+	if err != nil {
+		t.Skip("tinyproxy not installed (make deps installs it)")
+	}
+	sensorBin, collBin := cloudBuild(t)
+	file := testcorpus.File(t, "ICS-Pcaps__DHCP__dhcp_client.pcap")
+	c := cloudStart(t, collBin, t.TempDir(), "127.0.0.1:0")
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	pdir := t.TempDir()
+	conf := fmt.Sprintf(`Port %d
+Listen 127.0.0.1
+Timeout 30
+MaxClients 20
+Allow 127.0.0.1
+BasicAuth sensor s3cret-pass
+LogLevel Info
+`, port)
+	if os.Geteuid() == 0 {
+		conf += "User nobody\nGroup nogroup\n"
+	}
+	os.WriteFile(filepath.Join(pdir, "tinyproxy.conf"), []byte(conf), 0o644)
+	cmd := exec.Command(tp, "-d", "-c", filepath.Join(pdir, "tinyproxy.conf"))
+	var plog lockedBuffer // tinyproxy logs to stdout without a LogFile
+	cmd.Stdout, cmd.Stderr = &plog, &plog
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	for i := 0; ; i++ {
+		if conn, err := net.Dial("tcp", addr); err == nil {
+			conn.Close()
+			break
+		}
+		if i > 100 {
+			t.Fatal("tinyproxy did not start listening")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// Wrong password: the proxy refuses, the sensor says why.
+	state := cloudState(t, c.code(t), settings.Proxy{Address: addr, User: "sensor", Password: "wrong"})
+	out, err := cloudSensor(sensorBin, c, state, file, 3*time.Second)
+	if err == nil {
+		t.Fatalf("upload through the proxy with a wrong password succeeded:\n%s", out)
+	}
+	if s := readStatus(t, state); s.CloudOK || !strings.Contains(s.CloudError, "proxy "+addr+" refused the tunnel") {
+		t.Fatalf("status with a wrong proxy password: %+v", s)
+	}
+
+	state = cloudState(t, c.code(t), settings.Proxy{Address: addr, User: "sensor", Password: "s3cret-pass"})
+	if out, err := cloudSensor(sensorBin, c, state, file, 30*time.Second); err != nil {
+		t.Fatalf("upload through the proxy: %v\n%s", err, out)
+	}
+	st := readStatus(t, state)
+	want, _ := sensorJSON(t, sensorBin, file)
+	if got := collectorAssets(t, c, st.SensorID); len(got) != len(want) {
+		t.Fatalf("through the proxy: collector holds %d assets, sensor printed %d", len(got), len(want))
+	}
+	log := plog.String()
+	if !strings.Contains(log, "CONNECT") || !strings.Contains(log, strings.TrimPrefix(c.url, "https://")) {
+		t.Fatalf("tinyproxy's log shows no CONNECT to the collector:\n%s", log)
+	}
+}
+
+// lockedBuffer collects a process's output.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
