@@ -415,16 +415,31 @@ func (a *Agent) step(ctx context.Context, now time.Time, nextConfig *time.Time) 
 	if len(recs) > 0 {
 		res, err := c.Send(ctx, reg.Credentials, recs[0].Data)
 		var he *HTTPError
-		if errors.As(err, &he) && he.Status == 400 || errors.As(err, &he) && he.Status == 413 {
-			// The cloud will never take this batch: keep the queue moving.
-			a.log.Error("uplink: batch refused as malformed; dropped", "err", err, "bytes", len(recs[0].Data))
-			a.spool.Ack(recs[0].End)
+		if errors.Is(err, ErrUnauthorized) {
+			// The cloud no longer knows the token (revoked, or the
+			// code was registered again): register again with the same
+			// code; the same hardware gets its sensor id back, and the
+			// spool waits.
+			a.contact(fmt.Errorf("sensor %s: %w; registering again", reg.SensorID, err))
+			a.mu.Lock()
+			if a.reg == reg {
+				a.reg = nil
+				os.Remove(filepath.Join(a.o.StateDir, RegistrationFile))
+			}
+			a.mu.Unlock()
+			return false, false
+		}
+		if errors.As(err, &he) && (he.Status == 400 || he.Status == 403 || he.Status == 413 || he.Status == 422) {
+			// The cloud will never take this batch (malformed, too
+			// large, or made for an earlier registration): drop it so
+			// the queue keeps moving.
+			a.log.Error("uplink: batch refused by the cloud; dropped", "err", err, "bytes", len(recs[0].Data))
+			if err := a.spool.Ack(recs[0].End); err != nil {
+				a.log.Error("uplink: spool ack", "err", err)
+				return false, false
+			}
 			a.contact(nil)
 			return true, true
-		}
-		if errors.Is(err, ErrUnauthorized) {
-			a.contact(fmt.Errorf("sensor %s: %w (register again with a new code)", reg.SensorID, ErrUnauthorized))
-			return false, false
 		}
 		if err != nil {
 			a.contact(err)
@@ -656,3 +671,6 @@ func (a *Agent) RefreshConfig(ctx context.Context) error {
 	a.setConfig(cfg)
 	return nil
 }
+
+// WriteStatus rewrites status.json now (after the daemon's part changed).
+func (a *Agent) WriteStatus() { a.writeStatus(true) }

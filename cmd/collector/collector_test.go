@@ -344,6 +344,25 @@ func TestAgentLifecycle(t *testing.T) {
 		t.Fatalf("collector holds %d assets, want 2", len(assets))
 	}
 	id := a.SensorID()
+
+	// The token is revoked (the same box registered again behind the
+	// agent's back): the next send gets 401, the agent registers again
+	// with its code, keeps its sensor id, and the batch arrives.
+	s, _, _ := settings.Load(settingsPath)
+	if _, err := c.client(t).Register(context.Background(), uplink.Registration{Code: s.PersonalizationCode, HardwareID: "hw-agent"}); err != nil {
+		t.Fatal(err)
+	}
+	b = testBatch(t, id, 4)
+	if err := a.Enqueue(b.BaseTime(), b.Messages...); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Drain(dctx); err != nil {
+		t.Fatal(err)
+	}
+	getJSON(t, c, "/api/assets?sensor="+id, &assets)
+	if len(assets) != 4 || a.SensorID() != id {
+		t.Fatalf("after the token was revoked: %d assets under %s (agent now %s), want 4", len(assets), id, a.SensorID())
+	}
 	cancel()
 	<-done
 	a.Close()

@@ -35,6 +35,8 @@ type cloud struct {
 	ifPrev     map[string]uplink.IfaceCounters
 	ifPrevT    time.Time
 	ifStatus   []status.Interface
+	linkUp     map[string]bool // last link state seen per interface
+	linkEvents []uplink.Message
 	assets     int
 	active     int
 	lastFrames uint64
@@ -47,7 +49,8 @@ type cloud struct {
 
 func newCloud(s *Sensor, ifaces []string) *cloud {
 	now := time.Now()
-	c := &cloud{s: s, ifaces: ifaces, start: now, ifPrev: map[string]uplink.IfaceCounters{}, ifPrevT: now, framesT: now}
+	c := &cloud{s: s, ifaces: ifaces, start: now, ifPrev: map[string]uplink.IfaceCounters{}, ifPrevT: now, framesT: now,
+		linkUp: map[string]bool{}}
 	c.cpu, _ = uplink.ReadCPU()
 	for _, n := range ifaces {
 		c.ifPrev[n] = uplink.ReadIfaceCounters(n)
@@ -108,6 +111,14 @@ func (c *cloud) heartbeat(now time.Time, assets []asset.Asset) *uplink.Heartbeat
 	c.ifStatus = c.ifStatus[:0]
 	for _, n := range c.ifaces {
 		up, mbps := uplink.LinkInfo(n)
+		if was, ok := c.linkUp[n]; (ok && was != up) || (!ok && !up) {
+			k := uplink.EventLinkUp
+			if !up {
+				k = uplink.EventLinkDown
+			}
+			c.linkEvents = append(c.linkEvents, uplink.Message{Event: &uplink.Event{Kind: k, Detail: n}})
+		}
+		c.linkUp[n] = up
 		cur := uplink.ReadIfaceCounters(n)
 		prev := c.ifPrev[n]
 		st := uplink.InterfaceStat{Name: n, Link: up, RateMbps: mbps,
@@ -197,6 +208,10 @@ func (c *cloud) tick(now time.Time) {
 	if hbDue {
 		msgs = append(msgs, uplink.Message{Heartbeat: c.heartbeat(now, assets)})
 		c.lastHB = now
+		c.mu.Lock()
+		msgs = append(msgs, c.linkEvents...)
+		c.linkEvents = nil
+		c.mu.Unlock()
 	}
 	if rep != nil {
 		c.mu.Lock()
@@ -225,6 +240,9 @@ func (c *cloud) tick(now time.Time) {
 		c.mu.Unlock()
 	}
 	c.enqueue(now, msgs...)
+	if hbDue {
+		c.agent.WriteStatus() // interfaces and asset counts are fresh
+	}
 }
 
 // loop runs tick every second until ctx ends.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +22,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passivesensor/sensor/asset"
+	"github.com/passivesensor/sensor/capture"
+	"github.com/passivesensor/sensor/dissect"
 	"github.com/passivesensor/sensor/internal/testcorpus"
 	"github.com/passivesensor/sensor/settings"
 	"github.com/passivesensor/sensor/status"
@@ -517,4 +522,141 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestCloudLiveReporting drives the daemon's reporting loop (what runs
+// with -i) against the collector with short intervals from the cloud's
+// configuration: full report after registration, then only new assets,
+// then only changed ones, heartbeats in state sensing with the
+// interfaces, the configuration's classes applied to the running
+// inventory, and the asset-reporting-stopped event when no frame arrives.
+func TestCloudLiveReporting(t *testing.T) {
+	_, collBin := cloudBuild(t)
+	file := testcorpus.File(t, "ICS-Pcaps__BOOTP__packet.pcap")
+	s := New(asset.DefaultClasses())
+	src, err := capture.OpenFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RunFile(src); err != nil {
+		t.Fatal(err)
+	}
+	src.Close()
+	var excluded netip.Addr
+	for _, a := range s.Inv.Assets() {
+		if a.Kind == asset.Inventoried && len(a.IPs) == 1 && a.IPs[0].Is4() {
+			excluded = a.IPs[0]
+			break
+		}
+	}
+	if !excluded.IsValid() {
+		t.Fatal("no inventoried IPv4 asset in the capture")
+	}
+	cfg := uplink.DefaultConfig()
+	cfg.Revision, cfg.NetworkID, cfg.FingerprintConsent = "live-1", "lab", true
+	cfg.Classes.ExcludedIPs = []netip.Prefix{netip.PrefixFrom(excluded, 32)}
+	cfg.Intervals = uplink.Intervals{Heartbeat: time.Second, NewAssets: 2 * time.Second, Updates: 3 * time.Second,
+		Traffic: time.Second, Config: time.Second}
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "config"), 0o700)
+	data, _ := json.Marshal(cfg)
+	os.WriteFile(filepath.Join(dir, "config", "default.json"), data, 0o644)
+	c := cloudStart(t, collBin, dir, "127.0.0.1:0")
+	state := cloudState(t, c.code(t), settings.Proxy{})
+
+	cl := newCloud(s, []string{"lo"})
+	if err := cl.openAgent(state, c.url, c.ca, false); err != nil {
+		t.Fatal(err)
+	}
+	defer cl.agent.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { cl.agent.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	if err := cl.agent.WaitRegistered(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.agent.RefreshConfig(ctx); err != nil || cl.agent.Config().Revision != "live-1" {
+		t.Fatalf("configuration: %v %q", err, cl.agent.Config().Revision)
+	}
+	for _, a := range s.Inv.Assets() {
+		for _, ip := range a.IPs {
+			if ip == excluded {
+				t.Fatalf("excluded %s still in the running inventory as %s", excluded, a.ID)
+			}
+		}
+	}
+	cl.agent.SetSensing(true)
+	sensor := cl.agent.SensorID()
+	batches := func() int {
+		if err := cl.agent.Drain(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var sensors []struct {
+			ID        string
+			Batches   int
+			Heartbeat struct {
+				State      int
+				Interfaces []struct{ Name string }
+			}
+		}
+		c.get(t, "/api/sensors", &sensors)
+		if len(sensors) != 1 || sensors[0].Heartbeat.State != int(uplink.StateSensing) ||
+			len(sensors[0].Heartbeat.Interfaces) != 1 || sensors[0].Heartbeat.Interfaces[0].Name != "lo" {
+			t.Fatalf("sensors %+v, want one sensing with interface lo in its heartbeat", sensors)
+		}
+		return sensors[0].Batches
+	}
+	assetsNow := func() map[string]cloudAsset { return collectorAssets(t, c, sensor) }
+
+	t0 := time.Now()
+	rep := s.Report()
+	cl.onReport(rep, t0.Add(-time.Second), t0)
+	cl.tick(t0) // registered: heartbeat and the full inventory
+	n0 := batches()
+	if got, want := len(assetsNow()), len(s.Inv.Assets()); got != want {
+		t.Fatalf("after the first tick the collector holds %d assets, the inventory %d", got, want)
+	}
+	for _, a := range assetsNow() {
+		for _, ip := range a.IPs {
+			if ip == excluded.String() {
+				t.Fatalf("excluded address %s reported in %s", ip, a.ID)
+			}
+		}
+	}
+	cl.tick(t0.Add(500 * time.Millisecond)) // nothing due
+	if n := batches(); n != n0 {
+		t.Fatalf("a tick with nothing due sent %d batches", n-n0)
+	}
+	// A new device appears: reported at the next new-assets tick, alone.
+	newIP := netip.MustParseAddr("10.77.0.1")
+	s.Inv.Observe(dissect.Observation{Time: t0, IP: newIP, Attr: dissect.AttrHostname, Value: "new-plc", Protocol: "test"})
+	cl.tick(t0.Add(2 * time.Second))
+	n1 := batches()
+	if got := assetsNow()["ip:10.77.0.1"]; got.Hostname != "new-plc" {
+		t.Fatalf("new asset not reported: %+v", got)
+	}
+	// It changes: reported at the next update tick.
+	s.Inv.Observe(dissect.Observation{Time: t0, IP: newIP, Attr: dissect.AttrVendor, Value: "Wago", Protocol: "test"})
+	cl.tick(t0.Add(3 * time.Second))
+	if got := assetsNow()["ip:10.77.0.1"]; got.Vendor != "Wago" {
+		t.Fatalf("changed asset not reported: %+v", got)
+	}
+	n2 := batches()
+	if n1 <= n0 || n2 <= n1 {
+		t.Fatalf("batches %d, %d, %d: want growth at each due tick", n0, n1, n2)
+	}
+	var events []struct{ Kind, Detail string }
+	c.get(t, "/api/events?sensor="+sensor, &events)
+	found := false
+	for _, e := range events {
+		found = found || e.Kind == uplink.EventAssetReportingStopped.String()
+	}
+	if !found {
+		t.Fatalf("no asset-reporting-stopped event after 3 s without frames: %+v", events)
+	}
+	if st := readStatus(t, state); st.Registration != status.Sensing || st.Assets == 0 || len(st.Interfaces) != 1 {
+		t.Fatalf("status: %+v", st)
+	}
 }
