@@ -9,12 +9,14 @@ import (
 //
 // Asset records repeat the same strings many times over: vendors, models,
 // device classes, operating systems, protocol names, attribute names and
-// common attribute values. On the wire a batch may carry a string table
-// (key 5 of batch): every text field of an asset record (schema rule
-// "text") is then either the text itself or the index of a table entry
-// (an unsigned integer, one byte for the 24 most frequent, two up to 256).
-// EncodeBatch puts in the table each string that occurs at least twice in
-// the batch's asset records and whose reference is shorter than the text,
+// common attribute values; traffic records repeat the asset ids of the
+// busy devices. On the wire a batch may carry a string table (key 5 of
+// batch): every text field of an asset record and the asset ids of a
+// traffic record (schema rule "text") are then either the text itself or
+// the index of a table entry (an unsigned integer, one byte for the 24
+// most frequent, two up to 256). EncodeBatch puts in the table each
+// string that occurs at least twice in the batch's records and whose
+// reference is shorter than the text,
 // most frequent first; DecodeBatch resolves the references. The Go types
 // (Batch, AssetRecord) always hold the plain strings.
 
@@ -28,11 +30,31 @@ type wireBatch struct {
 }
 
 type wireMessage struct {
-	Registration  *Registration    `cbor:"1,keyasint,omitempty"`
-	Heartbeat     *Heartbeat       `cbor:"2,keyasint,omitempty"`
-	AssetReport   *wireAssetReport `cbor:"3,keyasint,omitempty"`
-	TrafficReport *TrafficReport   `cbor:"4,keyasint,omitempty"`
-	Event         *Event           `cbor:"5,keyasint,omitempty"`
+	Registration  *Registration      `cbor:"1,keyasint,omitempty"`
+	Heartbeat     *Heartbeat         `cbor:"2,keyasint,omitempty"`
+	AssetReport   *wireAssetReport   `cbor:"3,keyasint,omitempty"`
+	TrafficReport *wireTrafficReport `cbor:"4,keyasint,omitempty"`
+	Event         *Event             `cbor:"5,keyasint,omitempty"`
+}
+
+type wireTrafficReport struct {
+	Start   int64         `cbor:"1,keyasint"`
+	End     int64         `cbor:"2,keyasint"`
+	Records []wireTraffic `cbor:"3,keyasint"`
+}
+
+// wireTraffic is TrafficRecord with its asset ids as text or table index.
+type wireTraffic struct {
+	Src        []byte `cbor:"1,keyasint,omitempty"`
+	Dst        []byte `cbor:"2,keyasint,omitempty"`
+	DPort      uint16 `cbor:"3,keyasint"`
+	Proto      uint8  `cbor:"4,keyasint"`
+	SrcAsset   any    `cbor:"5,keyasint,omitempty"`
+	DstAsset   any    `cbor:"6,keyasint,omitempty"`
+	BytesOut   uint64 `cbor:"7,keyasint,omitempty"`
+	BytesIn    uint64 `cbor:"8,keyasint,omitempty"`
+	PacketsOut uint64 `cbor:"9,keyasint,omitempty"`
+	PacketsIn  uint64 `cbor:"10,keyasint,omitempty"`
 }
 
 type wireAssetReport struct {
@@ -102,6 +124,15 @@ func toWire(b *Batch) *wireBatch {
 				ar.Assets[j].eachText(func(s string) { count[s]++ })
 			}
 		}
+		if tr := b.Messages[i].TrafficReport; tr != nil {
+			for j := range tr.Records {
+				for _, s := range []string{tr.Records[j].SrcAsset, tr.Records[j].DstAsset} {
+					if s != "" {
+						count[s]++
+					}
+				}
+			}
+		}
 	}
 	type cand struct {
 		s string
@@ -142,7 +173,17 @@ func toWire(b *Batch) *wireBatch {
 	for i := range b.Messages {
 		m := &b.Messages[i]
 		wm := &w.Messages[i]
-		wm.Registration, wm.Heartbeat, wm.TrafficReport, wm.Event = m.Registration, m.Heartbeat, m.TrafficReport, m.Event
+		wm.Registration, wm.Heartbeat, wm.Event = m.Registration, m.Heartbeat, m.Event
+		if tr := m.TrafficReport; tr != nil {
+			wtr := &wireTrafficReport{Start: tr.Start, End: tr.End, Records: make([]wireTraffic, len(tr.Records))}
+			for j := range tr.Records {
+				r := &tr.Records[j]
+				wtr.Records[j] = wireTraffic{Src: r.Src, Dst: r.Dst, DPort: r.DPort, Proto: r.Proto,
+					SrcAsset: text(r.SrcAsset), DstAsset: text(r.DstAsset),
+					BytesOut: r.BytesOut, BytesIn: r.BytesIn, PacketsOut: r.PacketsOut, PacketsIn: r.PacketsIn}
+			}
+			wm.TrafficReport = wtr
+		}
 		if m.AssetReport == nil {
 			continue
 		}
@@ -186,7 +227,41 @@ func fromWire(w *wireBatch) (*Batch, error) {
 	for i := range w.Messages {
 		wm := &w.Messages[i]
 		m := &b.Messages[i]
-		m.Registration, m.Heartbeat, m.TrafficReport, m.Event = wm.Registration, wm.Heartbeat, wm.TrafficReport, wm.Event
+		m.Registration, m.Heartbeat, m.Event = wm.Registration, wm.Heartbeat, wm.Event
+		if wtr := wm.TrafficReport; wtr != nil {
+			tr := &TrafficReport{Start: wtr.Start, End: wtr.End}
+			if len(wtr.Records) > 0 {
+				tr.Records = make([]TrafficRecord, len(wtr.Records))
+			}
+			var err error
+			text := func(j int, field string, v any) string {
+				if err != nil || v == nil {
+					return ""
+				}
+				switch x := v.(type) {
+				case string:
+					return x
+				case uint64:
+					if x < uint64(len(w.Strings)) {
+						return w.Strings[x]
+					}
+					err = fmt.Errorf("uplink: message %d traffic %d: %s refers to string %d of a table of %d", i, j, field, x, len(w.Strings))
+				default:
+					err = fmt.Errorf("uplink: message %d traffic %d: %s is %T, want text or string-table index", i, j, field, v)
+				}
+				return ""
+			}
+			for j := range wtr.Records {
+				r := &wtr.Records[j]
+				tr.Records[j] = TrafficRecord{Src: r.Src, Dst: r.Dst, DPort: r.DPort, Proto: r.Proto,
+					SrcAsset: text(j, "source asset", r.SrcAsset), DstAsset: text(j, "destination asset", r.DstAsset),
+					BytesOut: r.BytesOut, BytesIn: r.BytesIn, PacketsOut: r.PacketsOut, PacketsIn: r.PacketsIn}
+			}
+			if err != nil {
+				return nil, err
+			}
+			m.TrafficReport = tr
+		}
 		if wm.AssetReport == nil {
 			continue
 		}

@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/passivesensor/sensor/asset"
 	"github.com/passivesensor/sensor/capture"
 	"github.com/passivesensor/sensor/dissect"
@@ -658,5 +660,80 @@ func TestCloudLiveReporting(t *testing.T) {
 	}
 	if st := readStatus(t, state); st.Registration != status.Sensing || st.Assets == 0 || len(st.Interfaces) != 1 {
 		t.Fatalf("status: %+v", st)
+	}
+}
+
+// TestCloudRecordSizes measures, on real captures and the built-in plant
+// capture, the bytes per asset and per traffic record of a batch as the
+// uplink sends it (CBOR with string table, then zstd) against the same
+// records as `sensor -json` prints them.
+func TestCloudRecordSizes(t *testing.T) {
+	zd, err := zstd.NewReader(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zd.Close()
+	wire := func(msgs ...uplink.Message) (raw, sent int) {
+		b, err := uplink.NewBatch("sensor-0123456789ab", time.Unix(1_790_000_000, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Messages = msgs
+		enc, err := uplink.EncodeBatch(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := enc
+		if enc[0] == 0x28 {
+			if dec, err = zd.DecodeAll(enc, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return len(dec), len(enc)
+	}
+	for _, name := range []string{"ICS-Pcaps__BOOTP__packet.pcap", "ICS-Pcaps__COTP__cotp.pcap", "plant"} {
+		var r Report
+		if name == "plant" {
+			src, err := openDemo()
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := New(asset.DefaultClasses())
+			s.RunFile(src)
+			src.Close()
+			r = s.Report()
+		} else {
+			r = runFile(t, testcorpus.File(t, name))
+		}
+		base := time.Unix(1_790_000_000, 0).Unix()
+		var js int
+		for _, a := range r.Assets {
+			b, _ := json.Marshal(assetLine(a))
+			js += len(b) + 1
+		}
+		emptyRaw, emptySent := wire(uplink.Message{AssetReport: &uplink.AssetReport{}})
+		raw, sent := wire(uplink.NewReporter(true).Report(uplink.ReportFull, r.Assets, base)...)
+		na := float64(len(r.Assets))
+		aRaw, aSent, aJSON := float64(raw-emptyRaw)/na, float64(sent-emptySent)/na, float64(js)/na
+		js = 0
+		for _, f := range r.Traffic {
+			b, _ := json.Marshal(flowLine(f))
+			js += len(b) + 1
+		}
+		emptyRaw, emptySent = wire(uplink.TrafficMessages(nil, time.Time{}, time.Time{}, base)...)
+		raw, sent = wire(uplink.TrafficMessages(r.Traffic, time.Time{}, time.Time{}, base)...)
+		nt := float64(len(r.Traffic))
+		tRaw, tSent, tJSON := float64(raw-emptyRaw)/nt, float64(sent-emptySent)/nt, float64(js)/nt
+		t.Logf("%s: %d assets: CBOR %.1f B, sent (zstd) %.1f B, JSON %.1f B (%.1fx, %.1fx); %d traffic: CBOR %.1f B, sent %.1f B, JSON %.1f B (%.1fx, %.1fx)",
+			name, len(r.Assets), aRaw, aSent, aJSON, aJSON/aRaw, aJSON/aSent, len(r.Traffic), tRaw, tSent, tJSON, tJSON/tRaw, tJSON/tSent)
+		// The string table pays off with repetition: a batch of a few
+		// assets gains less than a site's inventory of dozens.
+		wantRaw, wantSent := 2.5, 3.5
+		if len(r.Assets) >= 30 {
+			wantRaw, wantSent = 4, 4
+		}
+		if aJSON/aRaw < wantRaw || aJSON/aSent < wantSent || tJSON/tRaw < 4 || tJSON/tSent < 4 {
+			t.Errorf("%s: records not small enough against JSON (want assets %.1fx raw, %.1fx sent; traffic 4x)", name, wantRaw, wantSent)
+		}
 	}
 }
