@@ -8,6 +8,7 @@ require (
 	github.com/klauspost/compress v1.20.3
 	github.com/mdlayher/packet v1.2.0
 	golang.org/x/sys v0.49.0
+	modernc.org/sqlite v1.40.1
 )
 
 require (
@@ -37,7 +38,6 @@ require (
 	modernc.org/libc v1.66.10 // indirect
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.11.0 // indirect
-	modernc.org/sqlite v1.40.1 // indirect
 )
 
 tool github.com/gokrazy/tools/cmd/gok

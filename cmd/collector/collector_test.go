@@ -426,3 +426,43 @@ func FuzzBatchEndpoint(f *testing.F) {
 		}
 	})
 }
+
+// TestWebPageAndConfig: the page lists what was ingested; the
+// configuration endpoint serves the sensor's own file before the default
+// and refuses unknown credentials.
+func TestWebPageAndConfig(t *testing.T) {
+	c := newTestCollector(t)
+	ctx := context.Background()
+	cl := c.client(t)
+	cr, err := cl.Register(ctx, uplink.Registration{Code: c.code(t), HardwareID: "hw-web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, _ := uplink.EncodeBatch(testBatch(t, cr.SensorID, 2))
+	if _, err := cl.Send(ctx, cr, good); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.srv.Client().Get(c.srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{cr.SensorID, "Siemens AG", "10.0.0.2", "502/tcp", "capture-drops", "00:1b:1b:00:00:01"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if cfg, err := cl.FetchConfig(ctx, cr); err != nil || cfg.Revision != "collector-default" || !cfg.FingerprintConsent {
+		t.Fatalf("built-in default configuration: %+v %v", cfg, err)
+	}
+	os.WriteFile(filepath.Join(c.dir, "config", "default.json"), []byte(`{"network_id":"all","classes":{"inventoried":[]}}`), 0o644)
+	os.WriteFile(filepath.Join(c.dir, "config", cr.SensorID+".json"), []byte(`{"network_id":"north","classes":{"inventoried":[{"prefix":"10.0.0.0/8","addressing":"dhcp"}]},"intervals":{"heartbeat_s":7}}`), 0o644)
+	cfg, err := cl.FetchConfig(ctx, cr)
+	if err != nil || cfg.NetworkID != "north" || cfg.Revision == "" || cfg.Intervals.Heartbeat != 7*time.Second || cfg.Intervals.Updates != 30*time.Minute {
+		t.Fatalf("sensor's configuration: %+v %v", cfg, err)
+	}
+	if _, err := cl.FetchConfig(ctx, uplink.Credentials{SensorID: cr.SensorID, Token: "nope"}); !errors.Is(err, uplink.ErrUnauthorized) {
+		t.Fatalf("configuration with a wrong token: %v", err)
+	}
+}
