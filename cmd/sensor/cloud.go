@@ -144,11 +144,44 @@ func (c *cloud) heartbeat(now time.Time, assets []asset.Asset) *uplink.Heartbeat
 }
 
 func (c *cloud) enqueue(base time.Time, msgs ...uplink.Message) {
-	for _, m := range msgs {
-		if err := c.agent.Enqueue(base, m); err != nil && !errors.Is(err, uplink.ErrNotRegistered) {
-			slog.Error("uplink: queueing a report", "err", err)
-		}
+	if err := enqueueGrouped(c.agent, base, msgs); err != nil && !errors.Is(err, uplink.ErrNotRegistered) {
+		slog.Error("uplink: queueing a report", "err", err)
 	}
+}
+
+// maxBatchRecords bounds the asset and traffic records of one batch, so a
+// batch stays well below the spool's record limit.
+const maxBatchRecords = 2 * uplink.MaxRecordsPerMessage
+
+// enqueueGrouped queues messages in as few batches as the record bound
+// allows: one batch compresses better than many small ones.
+func enqueueGrouped(a *uplink.Agent, base time.Time, msgs []uplink.Message) error {
+	var group []uplink.Message
+	n := 0
+	flush := func() error {
+		if len(group) == 0 {
+			return nil
+		}
+		err := a.Enqueue(base, group...)
+		group, n = nil, 0
+		return err
+	}
+	for _, m := range msgs {
+		k := 0
+		if m.AssetReport != nil {
+			k = len(m.AssetReport.Assets)
+		} else if m.TrafficReport != nil {
+			k = len(m.TrafficReport.Records)
+		}
+		if n+k > maxBatchRecords {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		group = append(group, m)
+		n += k
+	}
+	return flush()
 }
 
 // reporter returns the asset reporter, a fresh one after (re)registration
@@ -299,10 +332,8 @@ func (c *cloud) uploadFile(ctx context.Context, r Report, timeout time.Duration)
 	if r.Stats.KernelDrops > 0 {
 		msgs = append(msgs, uplink.Message{Event: &uplink.Event{Kind: uplink.EventCaptureDrops, Count: r.Stats.KernelDrops}})
 	}
-	for _, m := range msgs {
-		if err := c.agent.Enqueue(last, m); err != nil {
-			return err
-		}
+	if err := enqueueGrouped(c.agent, last, msgs); err != nil {
+		return err
 	}
 	slog.Info("uploading", "assets", len(r.Assets), "traffic", len(r.Traffic), "sensor", c.agent.SensorID())
 	return c.agent.Drain(wctx)
