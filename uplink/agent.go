@@ -304,6 +304,7 @@ func (a *Agent) Enqueue(base time.Time, msgs ...Message) error {
 		return err
 	}
 	b.Messages = msgs
+	b.Dict = min(DictVersion, a.Config().Dictionary)
 	if d := a.spool.Dropped(); d > a.dropped {
 		a.mu.Lock()
 		n := d - a.dropped

@@ -37,6 +37,9 @@ type Config struct {
 	// discovery data (the assets' other attributes). Without it asset
 	// records carry only the identity fields.
 	FingerprintConsent bool `json:"fingerprint_consent"`
+	// Dictionary is the newest static string dictionary version the
+	// cloud decodes (dict.go); the sensor uses no newer one.
+	Dictionary uint `json:"string_dictionary,omitempty"`
 }
 
 // Intervals are the reporting intervals, in seconds in JSON.

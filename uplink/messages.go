@@ -88,6 +88,9 @@ type Batch struct {
 	Sensor   string    `cbor:"2,keyasint"`
 	Base     int64     `cbor:"3,keyasint"` // unix seconds
 	Messages []Message `cbor:"4,keyasint"`
+	// Dict is the static string dictionary version the encoding may use
+	// (dict.go); 0: none.
+	Dict uint `cbor:"6,keyasint,omitempty"`
 }
 
 // NewBatch starts a batch with a fresh random id.
@@ -430,6 +433,9 @@ func (r *TrafficRecord) TrafficRecord() (asset.TrafficRecord, error) {
 func (b *Batch) Validate() error {
 	if len(b.ID) != batchIDLen {
 		return fmt.Errorf("uplink: batch id of %d bytes, want %d", len(b.ID), batchIDLen)
+	}
+	if b.Dict > DictVersion {
+		return fmt.Errorf("uplink: batch uses string dictionary version %d; this software knows up to %d", b.Dict, DictVersion)
 	}
 	for i := range b.Messages {
 		m := &b.Messages[i]

@@ -86,6 +86,7 @@ func fullBatch(t testing.TB, assets []asset.Asset, traffic []asset.TrafficRecord
 	if err != nil {
 		t.Fatal(err)
 	}
+	b.Dict = DictVersion
 	ar := &AssetReport{Reason: ReportNew}
 	for i := range assets {
 		ar.Assets = append(ar.Assets, NewAssetRecord(&assets[i], b.Base))
@@ -213,6 +214,11 @@ func TestDecodeRejectsUntrusted(t *testing.T) {
 			Messages: []wireMessage{{AssetReport: &wireAssetReport{Assets: []wireAsset{{ID: "ip:10.0.0.1", Attrs: map[any]any{"a": nil}}}}}}}),
 		"attribute twice by reference": mustMarshal(t, &wireBatch{ID: make([]byte, 16), Strings: []string{"rack"},
 			Messages: []wireMessage{{AssetReport: &wireAssetReport{Assets: []wireAsset{{ID: "ip:10.0.0.1", Attrs: map[any]any{"rack": "1", uint64(0): "2"}}}}}}}),
+		"unknown dictionary version": mustMarshal(t, &wireBatch{ID: make([]byte, 16), Dict: DictVersion + 1}),
+		"dictionary entry out of range": mustMarshal(t, &wireBatch{ID: make([]byte, 16), Dict: 1,
+			Messages: []wireMessage{{AssetReport: &wireAssetReport{Assets: []wireAsset{{ID: "ip:10.0.0.1", Vendor: int64(-1 - len(dictV1))}}}}}}),
+		"dictionary entry without a dictionary": mustMarshal(t, &wireBatch{ID: make([]byte, 16),
+			Messages: []wireMessage{{TrafficReport: &wireTrafficReport{Records: []wireTraffic{{SrcAsset: int64(-1)}}}}}}),
 		"zstd garbage": append([]byte{0x28, 0xb5, 0x2f, 0xfd}, bytes.Repeat([]byte{0xee}, 40)...),
 		// Zeros compressed: over MaxBatchSize once decompressed.
 		"zstd bomb": zenc.EncodeAll(make([]byte, MaxBatchSize+1024), nil),

@@ -27,6 +27,7 @@ type wireBatch struct {
 	Base     int64         `cbor:"3,keyasint"`
 	Messages []wireMessage `cbor:"4,keyasint"`
 	Strings  []string      `cbor:"5,keyasint,omitempty"`
+	Dict     uint          `cbor:"6,keyasint,omitempty"`
 }
 
 type wireMessage struct {
@@ -117,6 +118,7 @@ func (r *AssetRecord) eachText(f func(s string)) {
 
 // toWire builds the wire form of b with its string table.
 func toWire(b *Batch) *wireBatch {
+	static := dictIndex(b.Dict)
 	count := map[string]int{}
 	for i := range b.Messages {
 		if ar := b.Messages[i].AssetReport; ar != nil {
@@ -140,6 +142,9 @@ func toWire(b *Batch) *wireBatch {
 	}
 	var cands []cand
 	for s, n := range count {
+		if _, ok := static[s]; ok {
+			continue // the dictionary has it
+		}
 		// Worth it if it saves bytes even as a two-byte reference; the
 		// table entry costs the text once.
 		if n >= 2 && (n-1)*strLen(s) > n*2 {
@@ -152,7 +157,7 @@ func toWire(b *Batch) *wireBatch {
 		}
 		return cands[i].s < cands[j].s
 	})
-	w := &wireBatch{ID: b.ID, Sensor: b.Sensor, Base: b.Base, Messages: make([]wireMessage, len(b.Messages))}
+	w := &wireBatch{ID: b.ID, Sensor: b.Sensor, Base: b.Base, Dict: b.Dict, Messages: make([]wireMessage, len(b.Messages))}
 	index := map[string]int{}
 	for i, c := range cands {
 		if refLen(i) >= strLen(c.s) {
@@ -164,6 +169,9 @@ func toWire(b *Batch) *wireBatch {
 	text := func(s string) any {
 		if s == "" {
 			return nil
+		}
+		if i, ok := static[s]; ok {
+			return int64(-1 - i)
 		}
 		if i, ok := index[s]; ok {
 			return uint64(i)
@@ -220,7 +228,29 @@ func textOrEmpty(v any) any {
 
 // fromWire resolves the string table and returns the plain batch.
 func fromWire(w *wireBatch) (*Batch, error) {
-	b := &Batch{ID: w.ID, Sensor: w.Sensor, Base: w.Base, Messages: make([]Message, len(w.Messages))}
+	if w.Dict > DictVersion {
+		return nil, fmt.Errorf("uplink: batch uses string dictionary version %d; this software knows up to %d", w.Dict, DictVersion)
+	}
+	dict := dictionary(w.Dict)
+	// resolve turns a wire text into its string.
+	resolve := func(v any) (string, error) {
+		switch x := v.(type) {
+		case string:
+			return x, nil
+		case uint64:
+			if x < uint64(len(w.Strings)) {
+				return w.Strings[x], nil
+			}
+			return "", fmt.Errorf("refers to string %d of a table of %d", x, len(w.Strings))
+		case int64:
+			if i := -1 - x; x < 0 && i < int64(len(dict)) {
+				return dict[i], nil
+			}
+			return "", fmt.Errorf("refers to entry %d of string dictionary version %d (%d entries)", -1-x, w.Dict, len(dict))
+		}
+		return "", fmt.Errorf("is %T, want text, string-table index or dictionary entry", v)
+	}
+	b := &Batch{ID: w.ID, Sensor: w.Sensor, Base: w.Base, Dict: w.Dict, Messages: make([]Message, len(w.Messages))}
 	if len(w.Messages) == 0 {
 		b.Messages = nil
 	}
@@ -238,18 +268,11 @@ func fromWire(w *wireBatch) (*Batch, error) {
 				if err != nil || v == nil {
 					return ""
 				}
-				switch x := v.(type) {
-				case string:
-					return x
-				case uint64:
-					if x < uint64(len(w.Strings)) {
-						return w.Strings[x]
-					}
-					err = fmt.Errorf("uplink: message %d traffic %d: %s refers to string %d of a table of %d", i, j, field, x, len(w.Strings))
-				default:
-					err = fmt.Errorf("uplink: message %d traffic %d: %s is %T, want text or string-table index", i, j, field, v)
+				s, rerr := resolve(v)
+				if rerr != nil {
+					err = fmt.Errorf("uplink: message %d traffic %d: %s %w", i, j, field, rerr)
 				}
-				return ""
+				return s
 			}
 			for j := range wtr.Records {
 				r := &wtr.Records[j]
@@ -276,18 +299,11 @@ func fromWire(w *wireBatch) (*Batch, error) {
 				if err != nil || v == nil {
 					return ""
 				}
-				switch x := v.(type) {
-				case string:
-					return x
-				case uint64:
-					if x < uint64(len(w.Strings)) {
-						return w.Strings[x]
-					}
-					err = fmt.Errorf("uplink: message %d asset %d: %s refers to string %d of a table of %d", i, j, field, x, len(w.Strings))
-				default:
-					err = fmt.Errorf("uplink: message %d asset %d: %s is %T, want text or string-table index", i, j, field, v)
+				s, rerr := resolve(v)
+				if rerr != nil {
+					err = fmt.Errorf("uplink: message %d asset %d: %s %w", i, j, field, rerr)
 				}
-				return ""
+				return s
 			}
 			r := AssetRecord{ID: text("id", wa.ID), Kind: wa.Kind, MAC: wa.MAC, IPs: wa.IPs, Router: wa.Router,
 				Hostname: text("hostname", wa.Hostname), Domain: text("domain", wa.Domain), Vendor: text("vendor", wa.Vendor),

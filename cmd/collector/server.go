@@ -186,12 +186,14 @@ func (s *Server) configFor(sensor string) (uplink.Config, error) {
 			c.Revision = hex.EncodeToString(h[:6])
 		}
 		c.Intervals = c.Intervals.WithDefaults(uplink.DefaultIntervals())
+		c.Dictionary = uplink.DictVersion // what this collector decodes, whatever the file says
 		return c, nil
 	}
 	c := uplink.DefaultConfig()
 	c.Revision = "collector-default"
 	c.FingerprintConsent = true
 	c.DHCPLease = 86400
+	c.Dictionary = uplink.DictVersion
 	return c, nil
 }
 
