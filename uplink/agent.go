@@ -632,11 +632,13 @@ func (a *Agent) WaitRegistered(ctx context.Context) error {
 	defer t.Stop()
 	for {
 		a.mu.Lock()
-		refused, errText, reg, code := a.refused, a.cloudErr, a.currentReg(), a.settings.PersonalizationCode
+		refused, errText, reg, code, url := a.refused, a.cloudErr, a.currentReg(), a.settings.PersonalizationCode, a.cloudURL()
 		a.mu.Unlock()
 		switch {
 		case reg != nil:
 			return nil
+		case url == "":
+			return fmt.Errorf("uplink: no cloud URL: give -cloud or set it in %s", a.o.SettingsPath)
 		case refused:
 			return errors.New(errText)
 		case code == "":
