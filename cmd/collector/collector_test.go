@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -465,4 +467,76 @@ func TestWebPageAndConfig(t *testing.T) {
 	if _, err := cl.FetchConfig(ctx, uplink.Credentials{SensorID: cr.SensorID, Token: "nope"}); !errors.Is(err, uplink.ErrUnauthorized) {
 		t.Fatalf("configuration with a wrong token: %v", err)
 	}
+}
+
+// TestAgentOutageEvents: while the cloud is away the agent's small spool
+// overflows; when the cloud is back the newest batches arrive with a
+// spool-overflow event counting what was lost, and a cloud-unreachable
+// event saying for how long.
+func TestAgentOutageEvents(t *testing.T) {
+	c := newTestCollector(t)
+	addr := c.srv.Listener.Addr().String()
+	state := t.TempDir()
+	writeSettings(t, filepath.Join(state, uplink.SettingsFile), c.code(t))
+	a, err := uplink.OpenAgent(uplink.AgentOptions{StateDir: state, CloudURL: c.srv.URL, CAFile: c.caFile, HardwareID: "hw-outage",
+		Poll: 20 * time.Millisecond, RetryMin: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond,
+		UnreachableAfter: 100 * time.Millisecond, Logger: c.quiet,
+		Spool: uplink.Options{SegmentSize: 4096, MaxSegments: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if err := a.WaitRegistered(wctx); err != nil {
+		t.Fatal(err)
+	}
+	id := a.SensorID()
+
+	c.srv.Close() // the cloud goes away
+	for i := 0; i < 100; i++ {
+		b := testBatch(t, id, 3)
+		if err := a.Enqueue(b.BaseTime(), b.Messages...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.Spool().Dropped() == 0 {
+		t.Fatalf("100 batches did not overflow a spool of two 4 KiB segments: %+v", a.Spool().Stats())
+	}
+	time.Sleep(300 * time.Millisecond)
+	if s, _ := status.Read(state); s.CloudOK || s.CloudError == "" {
+		t.Fatalf("status while the cloud is away: %+v", s)
+	}
+	b := testBatch(t, id, 1)
+	if err := a.Enqueue(b.BaseTime(), b.Messages...); err != nil { // carries the overflow event
+		t.Fatal(err)
+	}
+
+	// The cloud comes back on the same address.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: (&Server{Store: c.store, Dir: c.dir, Log: c.quiet}).Handler()},
+		TLS: &tls.Config{Certificates: c.srv.TLS.Certificates}}
+	srv.StartTLS()
+	defer srv.Close()
+	if err := a.Drain(wctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the cloud-unreachable event", 5*time.Second, func() bool {
+		a.Drain(wctx)
+		var events []EventJSON
+		getJSON(t, &testCollector{srv: srv}, "/api/events?sensor="+id, &events)
+		var overflow, unreachable bool
+		for _, e := range events {
+			overflow = overflow || (e.Kind == "spool-overflow" && e.Count > 0)
+			unreachable = unreachable || (e.Kind == "cloud-unreachable" && strings.HasPrefix(e.Detail, "cloud unreachable for "))
+		}
+		return overflow && unreachable
+	})
 }
