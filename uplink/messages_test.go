@@ -255,9 +255,13 @@ func mustMarshal(t *testing.T, v any) []byte {
 
 func FuzzDecodeBatch(f *testing.F) {
 	rng := rand.New(rand.NewSource(4))
-	good, _ := Marshal(fullBatch(f, sampleAssets(3, rng), sampleTraffic(3, rng)))
+	b := fullBatch(f, sampleAssets(3, rng), sampleTraffic(3, rng))
+	good, _ := Marshal(b)
 	f.Add(good)
 	f.Add(zenc.EncodeAll(good, nil))
+	// The wire form: string table and dictionary references.
+	wire, _ := encMode.Marshal(toWire(b))
+	f.Add(wire)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := DecodeBatch(data)
 		if err != nil {
