@@ -28,7 +28,7 @@ type cloud struct {
 
 	mu         sync.Mutex
 	rep        *uplink.Reporter
-	wasReg     bool
+	repSensor  string // the sensor id rep reports for
 	stats      capture.Stats // capture counters at the last report
 	reportedDr uint64        // kernel drops already reported
 	cpu        uplink.CPUSample
@@ -187,16 +187,16 @@ func enqueueGrouped(a *uplink.Agent, base time.Time, msgs []uplink.Message) erro
 // reporter returns the asset reporter, a fresh one after (re)registration
 // so that the first report after it is a full one.
 func (c *cloud) reporter() (rep *uplink.Reporter, fresh bool) {
-	reg := c.agent.Registered()
+	id := c.agent.SensorID()
+	consent := c.agent.Config().FingerprintConsent
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !reg {
-		c.wasReg, c.rep = false, nil
+	if id == "" {
+		c.rep, c.repSensor = nil, ""
 		return nil, false
 	}
-	if c.rep == nil || !c.wasReg {
-		c.rep = uplink.NewReporter(c.agent.Config().FingerprintConsent)
-		c.wasReg = true
+	if c.rep == nil || c.repSensor != id {
+		c.rep, c.repSensor = uplink.NewReporter(consent), id
 		return c.rep, true
 	}
 	return c.rep, false
