@@ -484,7 +484,10 @@ func (a *Agent) register(ctx context.Context, c *Client, code string) (ok, worke
 		a.contact(err)
 		return false, false
 	}
-	r := &storedRegistration{Credentials: cr, Code: code, CloudURL: c.URL(), HardwareID: a.o.HardwareID, Time: time.Now().UTC()}
+	a.mu.Lock()
+	url := a.cloudURL() // as configured, which currentReg compares with
+	a.mu.Unlock()
+	r := &storedRegistration{Credentials: cr, Code: code, CloudURL: url, HardwareID: a.o.HardwareID, Time: time.Now().UTC()}
 	data, _ := json.MarshalIndent(r, "", "  ")
 	if err := writeFileAtomic(filepath.Join(a.o.StateDir, RegistrationFile), append(data, '\n'), 0o600); err != nil {
 		a.log.Error("uplink: storing the registration", "err", err)

@@ -306,7 +306,7 @@ func TestAgentLifecycle(t *testing.T) {
 		}
 		return a
 	}
-	a := open(c.srv.URL)
+	a := open(c.srv.URL + "/") // a trailing slash as typed on a console
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { a.Run(ctx); close(done) }()
@@ -372,7 +372,7 @@ func TestAgentLifecycle(t *testing.T) {
 	// Next boot, cloud away: the stored registration and configuration hold.
 	applied = nil
 	c.srv.Close()
-	a = open(c.srv.URL)
+	a = open(c.srv.URL + "/")
 	defer a.Close()
 	if a.SensorID() != id || len(applied) != 1 || applied[0].Revision != "r7" || applied[0].NetworkID != "plant-north" ||
 		len(applied[0].Classes.Inventoried) != 1 || applied[0].Classes.Inventoried[0].Addressing != asset.AddressingDHCP ||
