@@ -28,7 +28,7 @@ type cloud struct {
 
 	mu         sync.Mutex
 	rep        *uplink.Reporter
-	repSensor  string // the sensor id rep reports for
+	repSensor  string        // the sensor id rep reports for
 	stats      capture.Stats // capture counters at the last report
 	reportedDr uint64        // kernel drops already reported
 	cpu        uplink.CPUSample

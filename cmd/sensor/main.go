@@ -122,9 +122,12 @@ func run(file, ifaces string, workers int, raw bool, config string, jsonOut bool
 		go cl.loop(ctx)
 		cl.agent.SetSensing(true)
 		defer cl.agent.SetSensing(false)
-		iv := cl.agent.Config().Intervals.WithDefaults(uplink.DefaultIntervals())
+		traffic := func() time.Duration {
+			return cl.agent.Config().Intervals.WithDefaults(uplink.DefaultIntervals()).Traffic
+		}
+		s.Interval = traffic
 		last := time.Now()
-		return s.RunLive(ctx, srcs, iv.Traffic, func(r Report) {
+		return s.RunLive(ctx, srcs, traffic(), func(r Report) {
 			now := time.Now()
 			cl.onReport(r, last, now)
 			last = now
