@@ -27,7 +27,8 @@ import (
 //
 // Addresses are byte strings of 4 or 16 bytes, a MAC is a 6-byte string.
 // Times inside a batch are signed seconds relative to the batch's base time
-// (unix seconds), so most fit in one to three bytes.
+// (unix seconds), so most fit in one to three bytes. Strings repeated across
+// asset records travel once, in the batch's string table (strtab.go).
 
 // Limits for decoding untrusted input.
 const (
@@ -87,6 +88,9 @@ type Batch struct {
 	Sensor   string    `cbor:"2,keyasint"`
 	Base     int64     `cbor:"3,keyasint"` // unix seconds
 	Messages []Message `cbor:"4,keyasint"`
+	// Dict is the static string dictionary version the encoding may use
+	// (dict.go); 0: none.
+	Dict uint `cbor:"6,keyasint,omitempty"`
 }
 
 // NewBatch starts a batch with a fresh random id.
@@ -430,6 +434,9 @@ func (b *Batch) Validate() error {
 	if len(b.ID) != batchIDLen {
 		return fmt.Errorf("uplink: batch id of %d bytes, want %d", len(b.ID), batchIDLen)
 	}
+	if b.Dict > DictVersion {
+		return fmt.Errorf("uplink: batch uses string dictionary version %d; this software knows up to %d", b.Dict, DictVersion)
+	}
 	for i := range b.Messages {
 		m := &b.Messages[i]
 		if n := m.count(); n != 1 {
@@ -481,7 +488,7 @@ func EncodeBatch(b *Batch) ([]byte, error) {
 	if err := b.Validate(); err != nil {
 		return nil, err
 	}
-	raw, err := encMode.Marshal(b)
+	raw, err := encMode.Marshal(toWire(b))
 	if err != nil {
 		return nil, fmt.Errorf("uplink: encode batch: %w", err)
 	}
@@ -512,12 +519,19 @@ func DecodeBatch(data []byte) (*Batch, error) {
 	} else if len(data) == 0 || data[0]>>5 != 5 {
 		return nil, ErrNotBatch
 	}
-	var b Batch
-	if err := decMode.Unmarshal(data, &b); err != nil {
+	var w wireBatch
+	if err := decMode.Unmarshal(data, &w); err != nil {
 		return nil, fmt.Errorf("uplink: decode batch: %w", err)
+	}
+	if len(w.Strings) > maxElements {
+		return nil, fmt.Errorf("uplink: string table of %d entries, limit %d", len(w.Strings), maxElements)
+	}
+	b, err := fromWire(&w)
+	if err != nil {
+		return nil, err
 	}
 	if err := b.Validate(); err != nil {
 		return nil, err
 	}
-	return &b, nil
+	return b, nil
 }

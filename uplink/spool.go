@@ -1,6 +1,10 @@
-// Package uplink holds what the sensor sends to the cloud: the CBOR message
-// types (described by schema.cddl), and the spool on /perm that keeps
-// encoded batches while the cloud is away.
+// Package uplink holds what the sensor sends to the cloud and how: the CBOR
+// message types (described by schema.cddl) with their string table and
+// dictionary, the spool on /perm that keeps encoded batches while the cloud
+// is away, the HTTPS client (CA file, CONNECT proxy with Basic
+// credentials, backoff with jitter), and the Agent that registers the box
+// with its personalization code, drains the spool, pulls the cloud's
+// configuration and writes the status file the set-up front ends read.
 package uplink
 
 import (

@@ -8,6 +8,14 @@
 //	sensor -r site.pcapng         # a capture file (pcap or pcapng)
 //	sensor -i eth1,eth2 -workers 2  # live, AF_PACKET rings with fanout
 //	sensor -json                  # one JSON object per line
+//	sensor -i eth1 -cloud https://cloud.example.com -ca ca.pem -state /perm/sensor
+//	sensor -r site.pcap -cloud URL -ca FILE -state DIR  # register, upload, drain, exit
+//
+// With -cloud (or -state) the sensor reports to the cloud instead of
+// printing: it registers with the personalization code from the settings
+// file in the state directory (settings.json), spools its reports there,
+// pulls its configuration from the cloud, and writes status.json for the
+// LCD menu and the serial console every few seconds.
 //
 // The sniffing interfaces are only ever read: the sensor never sends a frame
 // on them.
@@ -28,6 +36,7 @@ import (
 	"github.com/passivesensor/sensor/asset"
 	"github.com/passivesensor/sensor/capture"
 	"github.com/passivesensor/sensor/demo"
+	"github.com/passivesensor/sensor/uplink"
 )
 
 func main() {
@@ -39,15 +48,29 @@ func main() {
 		config   = flag.String("config", "", "operator's IP classes as a JSON `file` (default: RFC 1918 ranges inventoried)")
 		jsonOut  = flag.Bool("json", false, "print one JSON object per line instead of tables")
 		interval = flag.Duration("interval", 5*time.Minute, "live capture: print the inventory and traffic every `interval`")
+		cloudURL = flag.String("cloud", "", "report to the cloud at this https `URL` (the settings file's cloud URL wins when set)")
+		caFile   = flag.String("ca", "", "trust this PEM `file` of CA certificates for the cloud, besides the system's")
+		stateDir = flag.String("state", "", "state `directory`: settings.json, status.json, registration, spool, cloud configuration (default /perm/sensor with -cloud)")
+		upWait   = flag.Duration("upload-timeout", 0, "with -r and -cloud: give up registering and uploading after this `duration` (0: wait)")
 	)
 	flag.Parse()
-	if err := run(*file, *ifaces, *workers, *raw, *config, *jsonOut, *interval); err != nil {
+	up := uplinkFlags{cloudURL: *cloudURL, caFile: *caFile, stateDir: *stateDir, timeout: *upWait}
+	if up.stateDir == "" && up.cloudURL != "" {
+		up.stateDir = "/perm/sensor"
+	}
+	if err := run(*file, *ifaces, *workers, *raw, *config, *jsonOut, *interval, up); err != nil {
 		fmt.Fprintln(os.Stderr, "sensor:", err)
 		os.Exit(1)
 	}
 }
 
-func run(file, ifaces string, workers int, raw bool, config string, jsonOut bool, interval time.Duration) error {
+// uplinkFlags are the cloud link's flags; an empty stateDir means no cloud.
+type uplinkFlags struct {
+	cloudURL, caFile, stateDir string
+	timeout                    time.Duration
+}
+
+func run(file, ifaces string, workers int, raw bool, config string, jsonOut bool, interval time.Duration, up uplinkFlags) error {
 	classes := asset.DefaultClasses()
 	if config != "" {
 		c, err := asset.LoadClasses(config)
@@ -58,6 +81,18 @@ func run(file, ifaces string, workers int, raw bool, config string, jsonOut bool
 	}
 	s := New(classes)
 	out := Printer{W: os.Stdout, JSON: jsonOut}
+	var cl *cloud
+	if up.stateDir != "" {
+		var names []string
+		if ifaces != "" {
+			names = strings.Split(ifaces, ",")
+		}
+		cl = newCloud(s, names)
+		if err := cl.openAgent(up.stateDir, up.cloudURL, up.caFile, config != ""); err != nil {
+			return err
+		}
+		defer cl.agent.Close()
+	}
 
 	if ifaces != "" {
 		if file != "" {
@@ -80,8 +115,23 @@ func run(file, ifaces string, workers int, raw bool, config string, jsonOut bool
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		slog.Info("sensing", "interfaces", names, "sources", len(srcs))
-		err = s.RunLive(ctx, srcs, interval, func(r Report) { out.Print(r) })
-		return err
+		if cl == nil {
+			return s.RunLive(ctx, srcs, interval, func(r Report) { out.Print(r) })
+		}
+		go cl.agent.Run(ctx)
+		go cl.loop(ctx)
+		cl.agent.SetSensing(true)
+		defer cl.agent.SetSensing(false)
+		traffic := func() time.Duration {
+			return cl.agent.Config().Intervals.WithDefaults(uplink.DefaultIntervals()).Traffic
+		}
+		s.Interval = traffic
+		last := time.Now()
+		return s.RunLive(ctx, srcs, traffic(), func(r Report) {
+			now := time.Now()
+			cl.onReport(r, last, now)
+			last = now
+		})
 	}
 
 	src, name, err := openFile(file)
@@ -91,6 +141,11 @@ func run(file, ifaces string, workers int, raw bool, config string, jsonOut bool
 	defer src.Close()
 	if err := s.RunFile(src); err != nil {
 		return fmt.Errorf("reading %s: %w", name, err)
+	}
+	if cl != nil {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return cl.uploadFile(ctx, s.Report(), up.timeout)
 	}
 	out.Print(s.Report())
 	return nil

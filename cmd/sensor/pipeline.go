@@ -22,6 +22,11 @@ type Sensor struct {
 	Inv     *asset.Inventory
 	Traffic *asset.Traffic
 
+	// Interval, when set, is asked for the live report interval after
+	// each report, so a new interval (from the cloud's configuration)
+	// applies without a restart.
+	Interval func() time.Duration
+
 	mu      sync.Mutex
 	stats   capture.Stats
 	workers []*worker
@@ -160,7 +165,15 @@ func (s *Sensor) RunLive(ctx context.Context, srcs []capture.Source, interval ti
 			}
 		}(w, flush[i])
 	}
-	t := time.NewTicker(interval)
+	next := func() time.Duration {
+		if s.Interval != nil {
+			if d := s.Interval(); d > 0 {
+				return d
+			}
+		}
+		return interval
+	}
+	t := time.NewTimer(next())
 	defer t.Stop()
 	for {
 		select {
@@ -201,6 +214,7 @@ func (s *Sensor) RunLive(ctx context.Context, srcs []capture.Source, interval ti
 				}
 			}
 			report(s.Report())
+			t.Reset(next())
 		}
 	}
 }
