@@ -206,7 +206,7 @@ func TestStatusPages(t *testing.T) {
 	if err := status.Write(dir, status.Status{Time: time.Now(), Version: "1.4.2", OtherVersion: "1.4.1",
 		Registration: status.Sensing, CloudOK: true, Assets: 312,
 		Interfaces: []status.Interface{{Name: "eth1", Up: true, RateBps: 12.34e6, Drops: 7}},
-		Update: status.Update{State: "downloading", Version: "1.5.0", Detail: "40%"}}); err != nil {
+		Update:     status.Update{State: "downloading", Version: "1.5.0", Detail: "40%"}}); err != nil {
 		t.Fatal(err)
 	}
 	nav.Refresh()
