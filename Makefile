@@ -11,7 +11,8 @@ TEST_TOOLS := \
 	ip:iproute2 \
 	socat:socat \
 	plink:putty-tools \
-	dnsmasq:dnsmasq
+	dnsmasq:dnsmasq \
+	tmux:tmux
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all build test demo demo-data bench bench-compare fuzz deps vet
