@@ -355,6 +355,24 @@ func (h *EmuHD44780) Text() string {
 	return strings.Join(rows, "\n")
 }
 
+// CursorAt returns the row and column the address counter points at and
+// whether the cursor is shown; ok is false when the counter is off the glass.
+func (h *EmuHD44780) CursorAt() (row, col int, shown, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	shown = h.displayOn && h.cursorOn
+	if h.toCG {
+		return 0, 0, shown, false
+	}
+	for r := 0; r < h.rows; r++ {
+		b := h.rowBase(r)
+		if h.ac >= b && h.ac < b+h.cols {
+			return r, h.ac - b, shown, true
+		}
+	}
+	return 0, 0, shown, false
+}
+
 // DDRAM returns a copy of the display data RAM.
 func (h *EmuHD44780) DDRAM() [0x80]byte {
 	h.mu.Lock()

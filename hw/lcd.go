@@ -25,6 +25,8 @@ type Display interface {
 	Show(lines []string) error
 	// Backlight switches the backlight.
 	Backlight(on bool) error
+	// Cursor shows the underline cursor at row, col, or hides it.
+	Cursor(row, col int, on bool) error
 }
 
 // LCD is an HD44780 character LCD behind a PCF8574 backpack, driven by
@@ -205,6 +207,24 @@ func (l *LCD) Backlight(on bool) error {
 	}
 	l.light = on
 	return nil
+}
+
+// Cursor implements Display: display control with the cursor bit, and the
+// address counter on the cell.
+func (l *LCD) Cursor(row, col int, on bool) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !on {
+		return l.instruction(0x0c, 50*time.Microsecond)
+	}
+	if row < 0 || row >= l.rows || col < 0 || col >= l.cols {
+		return fmt.Errorf("lcd: cursor %d,%d outside %dx%d", row, col, l.cols, l.rows)
+	}
+	a := l.addr(row, col)
+	if err := l.dev.SetCursor(a>>6, a&0x3f); err != nil {
+		return fmt.Errorf("lcd: %w", err)
+	}
+	return l.instruction(0x0e, 50*time.Microsecond)
 }
 
 // Close clears the display and switches the backlight off.

@@ -84,7 +84,8 @@ const (
 	CharsetText   = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_@!#$%&*+=?/~"
 )
 
-// Item is one line of a menu screen.
+// Item is one line of a menu screen. Labels fit 14 characters and
+// confirmation questions 16, so a 16x2 LCD shows them whole.
 type Item struct {
 	Label string
 	Kind  Kind
@@ -204,7 +205,7 @@ func (m *Menu) top() []*Item {
 		{Label: "Update", Kind: Submenu, Children: m.updateItems},
 		{Label: "Reboot", Kind: Action, Confirm: []string{"Reboot now?"}, Run: m.reboot},
 		{Label: "Factory reset", Kind: Action,
-			Confirm: []string{"Erase all settings?", "Really erase? Box reboots"}, Run: m.factoryReset},
+			Confirm: []string{"Erase settings?", "Really erase?"}, Run: m.factoryReset},
 	}
 }
 
@@ -373,7 +374,7 @@ func (m *Menu) networkItems() []*Item {
 				})
 			}},
 		m.dnsItem(0), m.dnsItem(1),
-		{Label: "Save & apply", Kind: Action, Confirm: []string{"Apply network now?"}, Run: m.saveNetwork},
+		{Label: "Save & apply", Kind: Action, Confirm: []string{"Apply network?"}, Run: m.saveNetwork},
 		{Label: "Net result", Kind: Info, Value: func() string {
 			m.mu.Lock()
 			defer m.mu.Unlock()
@@ -382,7 +383,7 @@ func (m *Menu) networkItems() []*Item {
 			}
 			return m.netState
 		}},
-		{Label: "Restore previous", Kind: Action, Confirm: []string{"Restore previous network?"}, Run: m.restorePrevious},
+		{Label: "Undo network", Kind: Action, Confirm: []string{"Restore network?"}, Run: m.restorePrevious},
 	}
 }
 
@@ -680,7 +681,7 @@ func (m *Menu) apply(s settings.Settings, before *settings.Settings) (string, er
 		if before != nil {
 			b := before.Clone()
 			m.previous = &b
-			return "", fmt.Errorf("saved, but the cloud is unreachable (%v); Restore previous brings back the old network", err)
+			return "", fmt.Errorf("saved, but the cloud is unreachable (%v); Undo network brings back the old network", err)
 		}
 		return "", fmt.Errorf("cloud unreachable: %v", err)
 	}

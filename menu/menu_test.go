@@ -109,7 +109,7 @@ func TestUnreachableOffersPrevious(t *testing.T) {
 	set(t, m, "192.168.5.11", "Network", "IP")
 	set(t, m, "192.168.5.254", "Network", "Gateway")
 	_, err := find(t, m, "Network", "Save & apply").Run()
-	if err == nil || !strings.Contains(err.Error(), "unreachable") || !strings.Contains(err.Error(), "Restore previous") {
+	if err == nil || !strings.Contains(err.Error(), "unreachable") || !strings.Contains(err.Error(), "Undo network") {
 		t.Fatalf("unreachable cloud not reported: %v", err)
 	}
 	if v := find(t, m, "Network", "Net result").Display(); !strings.Contains(v, "cloud unreachable") {
@@ -120,7 +120,7 @@ func TestUnreachableOffersPrevious(t *testing.T) {
 		t.Fatalf("previous %v %v", prev, ok)
 	}
 	rec.applyErr = nil
-	if _, err := find(t, m, "Network", "Restore previous").Run(); err != nil {
+	if _, err := find(t, m, "Network", "Undo network").Run(); err != nil {
 		t.Fatal(err)
 	}
 	s, _, _ := settings.Load(path)
@@ -130,7 +130,7 @@ func TestUnreachableOffersPrevious(t *testing.T) {
 	if len(rec.applied) != 2 || rec.applied[1].Address != "192.168.5.10/24" {
 		t.Fatalf("applied %v", rec.applied)
 	}
-	if _, err := find(t, m, "Network", "Restore previous").Run(); err == nil {
+	if _, err := find(t, m, "Network", "Undo network").Run(); err == nil {
 		t.Fatal("restore with nothing to restore succeeded")
 	}
 }

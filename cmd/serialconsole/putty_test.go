@@ -224,7 +224,7 @@ func TestPuttySetsStaticProxyAndCode(t *testing.T) {
 	r.want("DNS 1 set to 10.0.1.53")
 	r.moveTo("[Save & apply]")
 	r.keys("Enter")
-	r.want("Apply network now? (y/n)")
+	r.want("Apply network? (y/n)")
 	r.keys("y")
 	r.want("Save & apply: saved")
 	r.keys("Escape")
