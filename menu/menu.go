@@ -140,7 +140,6 @@ type Menu struct {
 	mu       sync.Mutex
 	draft    settings.Settings // network and proxy being edited
 	dirty    map[string]bool   // sections with unsaved changes
-	previous *settings.Settings
 	netState string // result of the last network apply
 	Root     *Item
 }
@@ -377,11 +376,15 @@ func (m *Menu) networkItems() []*Item {
 		{Label: "Save & apply", Kind: Action, Confirm: []string{"Apply network?"}, Run: m.saveNetwork},
 		{Label: "Net result", Kind: Info, Value: func() string {
 			m.mu.Lock()
-			defer m.mu.Unlock()
-			if m.netState == "" {
+			st := m.netState
+			m.mu.Unlock()
+			if _, ok := settings.Previous(m.path); ok && st == "" {
+				st = "cloud not reached yet; Undo network offered"
+			}
+			if st == "" {
 				return "-"
 			}
-			return m.netState
+			return st
 		}},
 		{Label: "Undo network", Kind: Action, Confirm: []string{"Restore network?"}, Run: m.restorePrevious},
 	}
@@ -673,31 +676,46 @@ func (m *Menu) apply(s settings.Settings, before *settings.Settings) (string, er
 	if m.env.Actions == nil {
 		return "saved", nil
 	}
+	if before != nil && !sameNetwork(*before, s) {
+		// Kept on disk, so the other front end and a restarted one can
+		// offer it back too.
+		if err := settings.KeepPrevious(m.path, *before); err != nil {
+			return "", fmt.Errorf("saved, but the old network could not be kept: %v", err)
+		}
+	}
 	err := m.env.Actions.ApplyNetwork(s)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err != nil {
 		m.netState = "cloud unreachable: " + err.Error()
-		if before != nil {
-			b := before.Clone()
-			m.previous = &b
+		if _, ok := settings.Previous(m.path); ok {
 			return "", fmt.Errorf("saved, but the cloud is unreachable (%v); Undo network brings back the old network", err)
 		}
 		return "", fmt.Errorf("cloud unreachable: %v", err)
 	}
 	m.netState = "ok, cloud reachable"
-	m.previous = nil
+	if err := settings.DropPrevious(m.path); err != nil {
+		return "", err
+	}
 	return "saved and applied, cloud reachable", nil
 }
 
-// Previous returns the network settings a failed apply replaced, if any.
-func (m *Menu) Previous() (settings.Settings, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.previous == nil {
-		return settings.Settings{}, false
+func sameNetwork(a, b settings.Settings) bool {
+	if a.Mode != b.Mode || a.Address != b.Address || a.Gateway != b.Gateway || len(a.DNS) != len(b.DNS) {
+		return false
 	}
-	return m.previous.Clone(), true
+	for i := range a.DNS {
+		if a.DNS[i] != b.DNS[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Previous returns the network settings a change replaced while the cloud
+// has not been reached with the new ones.
+func (m *Menu) Previous() (settings.Settings, bool) {
+	return settings.Previous(m.path)
 }
 
 func (m *Menu) restorePrevious() (string, error) {
@@ -716,8 +734,10 @@ func (m *Menu) restorePrevious() (string, error) {
 	m.mu.Lock()
 	m.draft.Mode, m.draft.Address, m.draft.Gateway = saved.Mode, saved.Address, saved.Gateway
 	m.draft.DNS = append([]string(nil), saved.DNS...)
-	m.previous = nil
 	m.mu.Unlock()
+	if err := settings.DropPrevious(m.path); err != nil {
+		return "", err
+	}
 	return m.apply(saved, nil)
 }
 

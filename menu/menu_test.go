@@ -119,8 +119,16 @@ func TestUnreachableOffersPrevious(t *testing.T) {
 	if !ok || prev.Address != "192.168.5.10/24" || prev.Gateway != "192.168.5.1" {
 		t.Fatalf("previous %v %v", prev, ok)
 	}
+	// The other front end (and one started later) offers it too.
+	other := New(Env{Dir: dir, Actions: rec})
+	if p, ok := other.Previous(); !ok || p.Address != "192.168.5.10/24" {
+		t.Fatalf("other front end sees previous %v %v", p, ok)
+	}
+	if v := find(t, other, "Network", "Net result").Display(); !strings.Contains(v, "Undo network offered") {
+		t.Fatalf("other front end's net result %q", v)
+	}
 	rec.applyErr = nil
-	if _, err := find(t, m, "Network", "Undo network").Run(); err != nil {
+	if _, err := find(t, other, "Network", "Undo network").Run(); err != nil {
 		t.Fatal(err)
 	}
 	s, _, _ := settings.Load(path)
@@ -132,6 +140,14 @@ func TestUnreachableOffersPrevious(t *testing.T) {
 	}
 	if _, err := find(t, m, "Network", "Undo network").Run(); err == nil {
 		t.Fatal("restore with nothing to restore succeeded")
+	}
+	// A change that reaches the cloud leaves nothing to undo.
+	set(t, m, "192.168.5.12", "Network", "IP")
+	if _, err := find(t, m, "Network", "Save & apply").Run(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.Previous(); ok {
+		t.Fatal("previous kept after a change that reached the cloud")
 	}
 }
 
