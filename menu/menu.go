@@ -140,7 +140,7 @@ type Menu struct {
 	mu       sync.Mutex
 	draft    settings.Settings // network and proxy being edited
 	dirty    map[string]bool   // sections with unsaved changes
-	netState string // result of the last network apply
+	netState string            // result of the last network apply
 	Root     *Item
 }
 
