@@ -31,9 +31,12 @@ func TestMain(m *testing.M) {
 
 // childJob is what the child is told to do, as JSON in childEnv.
 type childJob struct {
-	Settings   settings.Settings
-	ResolvConf string
-	Reach      string // if set, a proxy address whose reachability is printed
+	Settings settings.Settings
+	// Client: run a Client on this settings file for this long instead.
+	ClientSettings string
+	ClientFor      time.Duration
+	ResolvConf     string
+	Reach          string // if set, a proxy address whose reachability is printed
 }
 
 func runChild(js string) int {
@@ -43,6 +46,14 @@ func runChild(js string) int {
 		return 2
 	}
 	cfg := Config{Iface: "mg0", ResolvConf: j.ResolvConf}
+	if j.ClientSettings != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), j.ClientFor)
+		defer cancel()
+		c := &Client{Config: cfg, SettingsPath: j.ClientSettings, Poll: 200 * time.Millisecond, RetryEvery: time.Second,
+			OnApplied: func(s settings.Settings, err error) { fmt.Printf("applied %s: %v\n", s.Mode, err) }}
+		c.Run(ctx)
+		return 0
+	}
 	if err := Apply(context.Background(), cfg, j.Settings); err != nil {
 		fmt.Println("apply:", err)
 		return 1
@@ -280,4 +291,70 @@ func TestResolvConfPowerCut(t *testing.T) {
 	if err := WriteResolvConf(link, []string{"not-an-ip"}, "test"); err == nil {
 		t.Fatal("bad server accepted")
 	}
+}
+
+// TestClientFollowsSettings runs the long-lived Client in the sensor
+// namespace: it takes a DHCP lease from dnsmasq, then follows the settings
+// file to a static address and back to DHCP, without a restart.
+func TestClientFollowsSettings(t *testing.T) {
+	s := newSite(t)
+	s.dnsmasq()
+	resolv := filepath.Join(s.dir, "resolv.conf")
+	path := settings.PathIn(filepath.Join(s.dir, "state"))
+	if err := settings.Save(path, settings.Defaults()); err != nil {
+		t.Fatal(err)
+	}
+	js, _ := json.Marshal(childJob{ClientSettings: path, ClientFor: 20 * time.Second, ResolvConf: resolv})
+	cmd := exec.Command("ip", "netns", "exec", s.sensor, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+string(js))
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("client output:\n%s", out.String())
+		}
+	}()
+	waitAddr := func(want string) string {
+		t.Helper()
+		var a string
+		for i := 0; i < 100; i++ {
+			a = sh(t, "ip", "-n", s.sensor, "-4", "-o", "addr", "show", "dev", "mg0")
+			if strings.Contains(a, want) {
+				return a
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("mg0 never got %s:\n%s", want, a)
+		return ""
+	}
+	waitAddr("inet 10.77.1.1") // a lease from 10.77.1.100-150
+	if _, err := settings.Update(path, func(x *settings.Settings) error {
+		*x = static("10.77.1.30/24", "10.77.1.1", "10.77.1.1")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	a := waitAddr("inet 10.77.1.30/24")
+	if strings.Count(a, "inet ") != 1 {
+		t.Fatalf("the lease stayed beside the static address:\n%s", a)
+	}
+	if _, err := settings.Update(path, func(x *settings.Settings) error {
+		x.Mode = settings.ModeDHCP
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		a = sh(t, "ip", "-n", s.sensor, "-4", "-o", "addr", "show", "dev", "mg0")
+		if !strings.Contains(a, "10.77.1.30/") && strings.Contains(a, "inet 10.77.1.1") {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("back in DHCP mode the interface holds:\n%s", a)
 }
