@@ -67,6 +67,11 @@ func main() {
 			slog.Error("lcdmenu: no board profile", "err", perr)
 			os.Exit(1)
 		}
+		if prof.LCD == nil {
+			// gokrazy does not restart a program that exits with 125.
+			slog.Info("lcdmenu: this board has no front-panel LCD; not running", "board", prof.Name)
+			os.Exit(125)
+		}
 		err = runPanel(m, prof, *lightIdle, *idle)
 	}
 	if err != nil {

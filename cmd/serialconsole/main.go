@@ -43,8 +43,9 @@ func main() {
 		}
 	}
 	if *portName == "" {
+		// gokrazy does not restart a program that exits with 125.
 		slog.Error("serialconsole: no serial port: give -port DEVICE")
-		os.Exit(2)
+		os.Exit(125)
 	}
 	env := menu.Env{Dir: *dir, Net: func() menu.NetInfo {
 		i := netcfg.Inspect(iface)
