@@ -152,6 +152,9 @@ func New(env Env) *Menu {
 	return m
 }
 
+// Dir is the state directory the menu works on.
+func (m *Menu) Dir() string { return m.env.Dir }
+
 // Reload drops unsaved changes and reads the settings file again.
 func (m *Menu) Reload() {
 	s, _, _ := settings.Load(m.path)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/passivesensor/sensor/menu"
+	"github.com/passivesensor/sensor/status"
 )
 
 // Screen geometry: PuTTY's default window.
@@ -43,22 +44,25 @@ type console struct {
 	idle time.Duration
 	now  func() time.Time
 
-	mode     mode
-	lastKey  time.Time
-	msg      string
-	msgErr   bool
-	buf      []rune // line being edited
-	pos      int    // cursor in buf
-	item     *menu.Item
-	step     int // confirmation step
-	top      int // first menu line shown (scrolling)
-	dec      decoder
-	lastPoll time.Time
-	out      strings.Builder
+	mode      mode
+	lastKey   time.Time
+	msg       string
+	msgErr    bool
+	buf       []rune // line being edited
+	pos       int    // cursor in buf
+	item      *menu.Item
+	step      int // confirmation step
+	top       int // first menu line shown (scrolling)
+	dec       decoder
+	lastPoll  time.Time
+	loggedOut bool // the welcome screen follows an idle logout
+	out       strings.Builder
 }
 
+// newConsole starts a session on the welcome screen: a terminal that
+// connects later sees it after any key, and that key changes nothing.
 func newConsole(p port, m *menu.Menu, idle time.Duration) *console {
-	c := &console{p: p, m: m, nav: menu.NewNav(m.Root), idle: idle, now: time.Now}
+	c := &console{p: p, m: m, nav: menu.NewNav(m.Root), idle: idle, now: time.Now, mode: modeIdle}
 	c.lastKey = c.now()
 	return c
 }
@@ -100,6 +104,7 @@ func (c *console) timers(now time.Time) error {
 		c.m.Reload() // unsaved drafts are dropped
 		c.nav.Home()
 		c.mode = modeIdle
+		c.loggedOut = true
 		c.msg = ""
 		return c.paint()
 	}
@@ -119,13 +124,15 @@ func (c *console) setMsg(err bool, format string, args ...any) {
 }
 
 func (c *console) handle(k key) error {
+	if c.mode == modeIdle {
+		c.mode = modeMenu
+		c.loggedOut = false
+		return c.paint()
+	}
 	if k.kind == kRepaint {
 		return c.paint()
 	}
 	switch c.mode {
-	case modeIdle:
-		c.mode = modeMenu
-		return c.paint()
 	case modeEdit:
 		return c.editKey(k)
 	case modeConfirm:
@@ -138,8 +145,15 @@ func (c *console) handle(k key) error {
 	case kDown:
 		c.nav.Down()
 	case kLeft, kEsc, kBackspace, kCancel:
+		from := c.nav.Label()
 		if c.nav.Back() {
 			c.top = 0
+			switch {
+			case from == "Network" && c.m.Dirty("network"):
+				c.setMsg(true, "Network changes are not in use yet: choose Save & apply in Network")
+			case from == "Proxy" && c.m.Dirty("proxy"):
+				c.setMsg(true, "Proxy changes are not saved yet: choose Save in Proxy")
+			}
 		}
 	case kEnter, kRight:
 		c.enter()
@@ -316,6 +330,19 @@ func fit(s string, n int) string {
 	return string(b)
 }
 
+// summary is the one-line state shown on the welcome screen.
+func (c *console) summary() string {
+	st, err := status.Read(c.m.Dir())
+	if err != nil {
+		return "Sensor: " + menu.NotRunning
+	}
+	cloud := "cloud unreachable"
+	if st.CloudOK {
+		cloud = "cloud ok"
+	}
+	return fmt.Sprintf("Sensor %s: %s, %s, %d assets", st.Version, st.Registration, cloud, st.Assets)
+}
+
 // paint redraws the whole screen.
 func (c *console) paint() error {
 	o := &c.out
@@ -323,8 +350,13 @@ func (c *console) paint() error {
 	o.WriteString(csi + "?25l" + plain + csi + "H" + csi + "2J")
 	if c.mode == modeIdle {
 		o.WriteString(at(2, 3) + bold + "Sensor set-up console" + plain)
-		o.WriteString(at(4, 3) + fmt.Sprintf("Logged out after %s without a key. Unsaved changes were dropped.", c.idle))
-		o.WriteString(at(6, 3) + "Press Enter to start.")
+		row := 4
+		if c.loggedOut {
+			o.WriteString(at(row, 3) + fmt.Sprintf("Logged out after %s without a key. Unsaved changes were dropped.", c.idle))
+			row += 2
+		}
+		o.WriteString(at(row, 3) + fit(c.summary(), 76))
+		o.WriteString(at(row+2, 3) + "Press Enter to start.")
 		return c.flush()
 	}
 	title := " Sensor set-up | " + c.nav.Title()

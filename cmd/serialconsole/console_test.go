@@ -87,6 +87,7 @@ func TestIdleLogoutDropsDraftAndLineErrorEnds(t *testing.T) {
 	m := menu.New(menu.Env{Dir: dir})
 	unplugged := errors.New("line gone")
 	p := &fakePort{in: [][]byte{
+		[]byte("\r"),         // leave the welcome screen
 		[]byte("\r"),         // open Network
 		[]byte("\r\x15stat"), // edit Mode
 		[]byte("ic\r"),       // set static (draft only)
@@ -106,8 +107,10 @@ func TestIdleLogoutDropsDraftAndLineErrorEnds(t *testing.T) {
 	if !errors.Is(err, unplugged) {
 		t.Fatalf("run ended with %v", err)
 	}
-	if !strings.Contains(p.out.String(), "Logged out after 1m0s without a key") {
-		t.Fatal("no idle logout screen")
+	out := p.out.String()
+	set, logout := strings.Index(out, "Mode set to static"), strings.Index(out, "Logged out after 1m0s without a key")
+	if set < 0 || logout < set {
+		t.Fatalf("want the change then the idle logout screen; at %d and %d\n%q", set, logout, out)
 	}
 	if m.Draft().Mode != settings.ModeDHCP || c.nav.Depth() != 1 {
 		t.Fatalf("after logout: draft %v depth %d", m.Draft().Mode, c.nav.Depth())
