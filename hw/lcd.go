@@ -45,6 +45,10 @@ type LCD struct {
 	cols, rows int
 	shadow     [][]byte // what the glass shows, to write only changes
 	light      bool
+	// The cursor as last set: shown, and where; curValid is false once a
+	// write has moved the address counter.
+	curOn, curValid bool
+	curRow, curCol  int
 }
 
 // NewLCD opens the backpack at addr on bus and initialises a cols x rows display.
@@ -173,6 +177,7 @@ func (l *LCD) Show(lines []string) error {
 				return fmt.Errorf("lcd: %w", err)
 			}
 			copy(l.shadow[r][c:end], want[c:end])
+			l.curValid = false
 			c = end
 		}
 	}
@@ -215,15 +220,26 @@ func (l *LCD) Cursor(row, col int, on bool) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !on {
+		if !l.curOn {
+			return nil
+		}
+		l.curOn = false
 		return l.instruction(0x0c, 50*time.Microsecond)
 	}
 	if row < 0 || row >= l.rows || col < 0 || col >= l.cols {
 		return fmt.Errorf("lcd: cursor %d,%d outside %dx%d", row, col, l.cols, l.rows)
 	}
-	a := l.addr(row, col)
-	if err := l.dev.SetCursor(a>>6, a&0x3f); err != nil {
-		return fmt.Errorf("lcd: %w", err)
+	if !l.curValid || l.curRow != row || l.curCol != col {
+		a := l.addr(row, col)
+		if err := l.dev.SetCursor(a>>6, a&0x3f); err != nil {
+			return fmt.Errorf("lcd: %w", err)
+		}
+		l.curRow, l.curCol, l.curValid = row, col, true
 	}
+	if l.curOn {
+		return nil
+	}
+	l.curOn = true
 	return l.instruction(0x0e, 50*time.Microsecond)
 }
 

@@ -279,7 +279,11 @@ func (u *ui) editKey(b hw.Button) {
 				u.pos--
 			}
 		case hw.Select:
-			u.commit(menu.CanonIPv4(string(u.buf)))
+			v := menu.CanonIPv4(string(u.buf))
+			if v == "0.0.0.0" {
+				v = "" // all zeros clears an optional address (gateway, DNS)
+			}
+			u.commit(v)
 		}
 	default:
 		cs := u.charset()

@@ -135,26 +135,11 @@ func (r *panelRig) typeIP(ip string) {
 // typeText enters text character by character through charset cs.
 func (r *panelRig) typeText(s, cs string) {
 	r.t.Helper()
-	cs = " " + cs
 	for i := 0; i < len(s); i++ {
 		if i > 0 {
 			r.press(hw.Right)
 		}
-		cur := r.u.buf[r.u.pos]
-		from, to := strings.IndexByte(cs, cur), strings.IndexByte(cs, s[i])
-		if to < 0 {
-			r.t.Fatalf("%q not in the charset", s[i])
-		}
-		up := (to - from + len(cs)) % len(cs)
-		if up <= len(cs)/2 {
-			for range up {
-				r.press(hw.Up)
-			}
-		} else {
-			for range len(cs) - up {
-				r.press(hw.Down)
-			}
-		}
+		r.typeOne(s[i], cs)
 	}
 	r.press(hw.Select)
 }
@@ -206,6 +191,17 @@ func TestPanelReachesTheSameSettings(t *testing.T) {
 			r.goTo("DNS 1")
 			r.press(hw.Select)
 			r.typeIP("10.0.1.53")
+			r.press(hw.Select)
+			// DNS 2 set, then cleared again with all zeros.
+			r.goTo("DNS 2")
+			r.press(hw.Select)
+			r.typeIP("10.0.1.54")
+			r.want("DNS 2 set to 10.0.1.54")
+			r.press(hw.Select)
+			r.goTo("DNS 2")
+			r.press(hw.Select)
+			r.typeIP("0.0.0.0")
+			r.want("DNS 2 set to -")
 			r.press(hw.Select)
 			r.goTo("Save & apply")
 			r.press(hw.Select)
@@ -269,13 +265,21 @@ func TestPanelReachesTheSameSettings(t *testing.T) {
 	}
 }
 
+// typeOne turns the character under the cursor to c the shorter way round.
 func (r *panelRig) typeOne(c byte, cs string) {
+	r.t.Helper()
 	cs = " " + cs
-	for r.u.buf[r.u.pos] != c {
-		if strings.IndexByte(cs, c) < 0 {
-			r.t.Fatalf("%q not in the charset", c)
-		}
-		r.press(hw.Up)
+	from, to := strings.IndexByte(cs, r.u.buf[r.u.pos]), strings.IndexByte(cs, c)
+	if to < 0 {
+		r.t.Fatalf("%q not in the charset", c)
+	}
+	up := (to - from + len(cs)) % len(cs)
+	b, n := hw.Up, up
+	if up > len(cs)/2 {
+		b, n = hw.Down, len(cs)-up
+	}
+	for range n {
+		r.press(b)
 	}
 }
 
