@@ -250,7 +250,7 @@ func (h *EmuHD44780) exec(rs bool, v byte) {
 		}
 		h.step(dir)
 		if h.shiftOnWrite && !h.toCG {
-			h.shift += dir
+			h.shift = wrapShift(h.shift + dir)
 		}
 		return
 	}
@@ -276,7 +276,7 @@ func (h *EmuHD44780) exec(rs bool, v byte) {
 		}
 		if v&0x08 != 0 {
 			// Shifting the display right moves the window left.
-			h.shift -= dir
+			h.shift = wrapShift(h.shift - dir)
 		} else {
 			h.step(dir)
 		}
@@ -297,6 +297,10 @@ func (h *EmuHD44780) exec(rs bool, v byte) {
 		h.increment = true
 	}
 }
+
+// wrapShift keeps the display shift within one turn of the longest line
+// (80 characters, a multiple of both line lengths).
+func wrapShift(s int) int { return (s%0x50 + 0x50) % 0x50 }
 
 // rowBase returns the DDRAM address of row r's first column (shift 0).
 func (h *EmuHD44780) rowBase(r int) int {

@@ -156,3 +156,31 @@ func TestEmuHD44780Datasheet(t *testing.T) {
 		t.Fatal("read cycle changed the controller")
 	}
 }
+
+// FuzzEmuBackpack sends arbitrary bytes to the emulated backpack: the
+// controller never panics, its address counter stays inside DDRAM or
+// CGRAM, and the screen keeps its geometry.
+func FuzzEmuBackpack(f *testing.F) {
+	f.Add([]byte{0x34, 0x30, 0x34, 0x30, 0x24, 0x20, 0x84, 0x80, 0x05, 0x01})
+	f.Add([]byte{0xff, 0x00, 0x04, 0x00, 0xc4, 0xc0, 0x04, 0x00})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		for _, g := range [][2]int{{16, 2}, {20, 4}} {
+			h := NewEmuHD44780(g[0], g[1])
+			bp := NewEmuBackpack(h)
+			bp.Tx(in, make([]byte, 1))
+			st := h.State()
+			if st.AC < 0 || st.AC > 0x7f {
+				t.Fatalf("address counter %#x", st.AC)
+			}
+			rows := h.Screen()
+			if len(rows) != g[1] {
+				t.Fatalf("%d rows", len(rows))
+			}
+			for _, r := range rows {
+				if len(r) != g[0] {
+					t.Fatalf("row %q", r)
+				}
+			}
+		}
+	})
+}

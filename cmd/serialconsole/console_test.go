@@ -119,3 +119,26 @@ func TestIdleLogoutDropsDraftAndLineErrorEnds(t *testing.T) {
 		t.Fatal("unsaved draft reached the file")
 	}
 }
+
+// FuzzDecoder feeds arbitrary line noise: the decoder never panics, never
+// holds more than a short escape sequence, and yields at most one key per byte.
+func FuzzDecoder(f *testing.F) {
+	for _, s := range []string{"a\r\n", "\x1b[A\x1b[1~", "\x1bOB", "\x1b[15;2~", "\x7f\x08\x0c", "\x1b\x1b\x1b["} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var d decoder
+		now := time.Unix(0, 0)
+		var keys []key
+		for _, b := range in {
+			keys = d.feed(b, now, keys)
+			if len(d.esc) > 9 {
+				t.Fatalf("escape buffer grew to %d", len(d.esc))
+			}
+		}
+		keys = d.tick(now.Add(time.Second), keys)
+		if len(keys) > len(in) {
+			t.Fatalf("%d keys from %d bytes", len(keys), len(in))
+		}
+	})
+}
