@@ -109,8 +109,7 @@ func (l *LCD) instruction(v byte, wait time.Duration) error {
 // init runs the datasheet's initialization by instruction for 4-bit
 // operation (figure 24) with two display lines.
 func (l *LCD) init() error {
-	for i, w := range []time.Duration{5 * time.Millisecond, 150 * time.Microsecond, 150 * time.Microsecond} {
-		_ = i
+	for _, w := range []time.Duration{5 * time.Millisecond, 150 * time.Microsecond, 150 * time.Microsecond} {
 		if err := l.nibble(false, 0x3); err != nil {
 			return err
 		}

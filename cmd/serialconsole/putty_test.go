@@ -133,8 +133,13 @@ func (r *rig) screen() string { return r.tm("capture-pane", "-p", "-t", "putty")
 // want waits until the screen contains every string.
 func (r *rig) want(subs ...string) string {
 	r.t.Helper()
+	return r.wantWithin(5*time.Second, subs...)
+}
+
+func (r *rig) wantWithin(d time.Duration, subs ...string) string {
+	r.t.Helper()
 	var s string
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		s = r.screen()
 		ok := true
@@ -322,8 +327,9 @@ func TestPuttyCablePulled(t *testing.T) {
 	}
 	r.startSocat()
 	r.startPutty()
-	time.Sleep(2500 * time.Millisecond) // the console retries every second or two
-	r.keys("C-l")
+	// The console retries every few seconds and greets the new line.
+	r.wantWithin(15*time.Second, "Sensor set-up console", "Press Enter to start")
+	r.keys("Enter")
 	r.want("Sensor set-up | Setup", "Network >")
 	r.keys("Enter")
 	r.want("Setup > Network")
