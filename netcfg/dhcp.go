@@ -151,7 +151,7 @@ func (c *Client) Run(ctx context.Context) error {
 		cur     settings.Settings
 		curMod  time.Time
 		applied bool
-		next    time.Time // next DHCP renewal or retry
+		next    time.Time // next DHCP renewal, DHCP retry or static retry
 		lease   *Lease
 	)
 	t := time.NewTicker(poll)
@@ -165,30 +165,41 @@ func (c *Client) Run(ctx context.Context) error {
 		if !applied || !mod.Equal(curMod) {
 			s, _, _ := settings.Load(c.SettingsPath)
 			if !applied || !s.Equal(cur) {
-				changedMode := !applied || s.Mode != cur.Mode || s.Address != cur.Address
+				modeChanged := !applied || s.Mode != cur.Mode || s.Address != cur.Address
 				cur, applied = s, true
-				if s.Mode == settings.ModeStatic {
-					err := ApplyStatic(c.Config, s)
-					lease = nil
-					c.report(s, err)
-				} else if changedMode {
-					next = time.Time{} // get a lease now
+				if s.Mode == settings.ModeStatic || modeChanged {
+					next = time.Time{} // act now
 				}
 			}
 			curMod = mod
 		}
-		if cur.Mode == settings.ModeDHCP && !time.Now().Before(next) {
-			l, err := c.dhcp(ctx, lease)
-			if err == nil {
-				err = ApplyLease(c.Config, l)
+		if !time.Now().Before(next) {
+			var err error
+			if cur.Mode == settings.ModeStatic {
+				// Retried until it works: the interface may appear late
+				// (a USB adapter) or be renamed.
+				lease = nil
+				if err = ApplyStatic(c.Config, cur); err != nil {
+					next = time.Now().Add(retry)
+				} else {
+					next = time.Now().Add(100 * 365 * 24 * time.Hour)
+				}
+			} else {
+				var l Lease
+				l, err = c.dhcp(ctx, lease)
+				if err == nil {
+					err = ApplyLease(c.Config, l)
+				}
+				if err != nil {
+					lease = nil
+					next = time.Now().Add(retry)
+				} else {
+					lease = &l
+					next = time.Now().Add(l.Renewal)
+				}
 			}
 			if err != nil {
-				logger.Warn("netcfg: DHCP", "iface", c.Iface, "err", err)
-				lease = nil
-				next = time.Now().Add(retry)
-			} else {
-				lease = &l
-				next = time.Now().Add(l.Renewal)
+				logger.Warn("netcfg: applying settings", "iface", c.Iface, "mode", cur.Mode, "err", err)
 			}
 			c.report(cur, err)
 		}

@@ -3,11 +3,14 @@
 // servers (resolv.conf replaced atomically); in DHCP mode a lease from the
 // network's DHCP server, renewed for as long as the Client runs.
 //
-// On the appliance the management interface belongs to netcfg alone: the
-// gokrazy instance leaves gokrazy's own DHCP client (cmd/dhcp) out of its
-// GokrazyPackages, because that client applies every lease it gets and
-// would put a DHCP address back beside a static one. netcfg's Client does
-// DHCP when the settings say so.
+// On the appliance the management interface belongs to netcfg alone.
+// gokrazy's own DHCP client (github.com/gokrazy/gokrazy/cmd/dhcp, started
+// by default) applies every lease it gets and would put a DHCP address and
+// route back beside a static one; its only switch, -static_network_config,
+// is fixed when the image is built. So the instance config lists
+// GokrazyPackages without it (cmd/ntp, cmd/randomd, cmd/heartbeat) and
+// netcfg's Client, run for the whole uptime, does DHCP when the settings
+// say so and the static configuration otherwise.
 //
 // After a change, Reachable tells whether the cloud (or the proxy in front
 // of it) answers, so the front ends can report a static address that cut

@@ -35,6 +35,7 @@ type childJob struct {
 	// Client: run a Client on this settings file for this long instead.
 	ClientSettings string
 	ClientFor      time.Duration
+	Iface          string // "mg0" if empty
 	ResolvConf     string
 	Reach          string // if set, a proxy address whose reachability is printed
 }
@@ -46,6 +47,9 @@ func runChild(js string) int {
 		return 2
 	}
 	cfg := Config{Iface: "mg0", ResolvConf: j.ResolvConf}
+	if j.Iface != "" {
+		cfg.Iface = j.Iface
+	}
 	if j.ClientSettings != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), j.ClientFor)
 		defer cancel()
@@ -357,4 +361,45 @@ func TestClientFollowsSettings(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("back in DHCP mode the interface holds:\n%s", a)
+}
+
+// TestClientWaitsForLateInterface: static settings for an interface that
+// appears only later (a USB adapter still enumerating) are applied when it
+// does.
+func TestClientWaitsForLateInterface(t *testing.T) {
+	s := newSite(t)
+	path := settings.PathIn(filepath.Join(s.dir, "state"))
+	if err := settings.Save(path, static("10.66.0.7/24", "10.66.0.1")); err != nil {
+		t.Fatal(err)
+	}
+	js, _ := json.Marshal(childJob{ClientSettings: path, ClientFor: 15 * time.Second, Iface: "late0",
+		ResolvConf: filepath.Join(s.dir, "resolv.conf")})
+	cmd := exec.Command("ip", "netns", "exec", s.sensor, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+string(js))
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("client output:\n%s", out.String())
+		}
+	}()
+	time.Sleep(700 * time.Millisecond)
+	sh(t, "ip", "-n", s.sensor, "link", "add", "late0", "type", "veth", "peer", "name", "late1")
+	var a string
+	for i := 0; i < 100; i++ {
+		a = sh(t, "ip", "-n", s.sensor, "-4", "-o", "addr", "show", "dev", "late0")
+		if strings.Contains(a, "inet 10.66.0.7/24") {
+			if !strings.Contains(out.String(), "applied static: netcfg: interface late0") {
+				t.Errorf("the first failed attempt was not reported:\n%s", out.String())
+			}
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("late interface never configured:\n%s", a)
 }
