@@ -22,7 +22,9 @@ import (
 // plink gives a serial line local echo and line editing when its input is
 // a terminal, which PuTTY's window does not do (it sends every key as
 // typed); so plink reads the keys through a pipe from the raw pane, and the
-// pane, like PuTTY's window, sends each key at once.
+// pane, like PuTTY's window, sends each key at once. cat opens the pane
+// through /dev/tty, its own open file: plink makes its output non-blocking,
+// and on a shared one cat's reads would fail with EAGAIN.
 
 type rig struct {
 	t        *testing.T
@@ -106,7 +108,7 @@ func (r *rig) tm(args ...string) string {
 }
 
 func (r *rig) startPutty() {
-	cmd := fmt.Sprintf("stty raw -echo; cat | plink -serial %s -sercfg 115200,8,n,1,N", r.a)
+	cmd := fmt.Sprintf("stty raw -echo; cat </dev/tty | plink -serial %s -sercfg 115200,8,n,1,N", r.a)
 	r.tm("new-session", "-d", "-s", "putty", "-x", "80", "-y", "24", cmd)
 }
 
