@@ -55,7 +55,8 @@ type console struct {
 	top       int // first menu line shown (scrolling)
 	dec       decoder
 	lastPoll  time.Time
-	loggedOut bool // the welcome screen follows an idle logout
+	loggedOut bool     // the welcome screen follows an idle logout
+	prev      []string // rows as last painted; nil forces a full repaint
 	out       strings.Builder
 }
 
@@ -70,7 +71,7 @@ func newConsole(p port, m *menu.Menu, idle time.Duration) *console {
 // run serves the line until a read or write fails (cable pulled, port
 // gone); the caller reopens the port.
 func (c *console) run() error {
-	if err := c.paint(); err != nil {
+	if err := c.repaint(); err != nil {
 		return err
 	}
 	buf := make([]byte, 256)
@@ -130,7 +131,7 @@ func (c *console) handle(k key) error {
 		return c.paint()
 	}
 	if k.kind == kRepaint {
-		return c.paint()
+		return c.repaint()
 	}
 	switch c.mode {
 	case modeEdit:
@@ -343,24 +344,61 @@ func (c *console) summary() string {
 	return fmt.Sprintf("Sensor %s: %s, %s, %d assets", st.Version, st.Registration, cloud, st.Assets)
 }
 
-// paint redraws the whole screen.
-func (c *console) paint() error {
-	o := &c.out
-	o.Reset()
-	o.WriteString(csi + "?25l" + plain + csi + "H" + csi + "2J")
+// paint brings the screen up to date, rewriting only the rows that changed
+// since the last paint (a full 80x24 screen takes about 0.2 s at 115200
+// baud); repaint clears and rewrites everything.
+func (c *console) paint() error { return c.render(false) }
+
+// repaint redraws the whole screen (Ctrl-L, a new line).
+func (c *console) repaint() error { return c.render(true) }
+
+func (c *console) render(full bool) error {
+	var f [rows + 1]string // f[row] is row's content from column 1
 	if c.mode == modeIdle {
-		o.WriteString(at(2, 3) + bold + "Sensor set-up console" + plain)
+		f[2] = "  " + bold + "Sensor set-up console" + plain
 		row := 4
 		if c.loggedOut {
-			o.WriteString(at(row, 3) + fmt.Sprintf("Logged out after %s without a key. Unsaved changes were dropped.", c.idle))
+			f[row] = "  " + fmt.Sprintf("Logged out after %s without a key. Unsaved changes were dropped.", c.idle)
 			row += 2
 		}
-		o.WriteString(at(row, 3) + fit(c.summary(), 76))
-		o.WriteString(at(row+2, 3) + "Press Enter to start.")
-		return c.flush()
+		f[row] = "  " + fit(c.summary(), 76)
+		f[row+2] = "  Press Enter to start."
+	} else {
+		c.frame(&f)
 	}
+	o := &c.out
+	o.Reset()
+	o.WriteString(csi + "?25l" + plain)
+	if full || c.prev == nil {
+		o.WriteString(csi + "H" + csi + "2J")
+		c.prev = make([]string, rows+1)
+		for r := 1; r <= rows; r++ {
+			if f[r] != "" {
+				o.WriteString(at(r, 1) + f[r])
+			}
+			c.prev[r] = f[r]
+		}
+	} else {
+		for r := 1; r <= rows; r++ {
+			if f[r] != c.prev[r] {
+				o.WriteString(at(r, 1) + f[r] + clearLine)
+				c.prev[r] = f[r]
+			}
+		}
+	}
+	if err := c.flush(); err != nil {
+		return err
+	}
+	if c.mode == modeEdit || c.mode == modeConfirm {
+		return c.drawPrompt()
+	}
+	return nil
+}
+
+// frame lays out the menu screen.
+func (c *console) frame(f *[rows + 1]string) {
 	title := " Sensor set-up | " + c.nav.Title()
-	o.WriteString(at(1, 1) + reverse + fit(fmt.Sprintf("%-79s", title), 79) + plain)
+	f[1] = reverse + fit(fmt.Sprintf("%-79s", title), 79) + plain
 	items := c.nav.Items()
 	cur := c.nav.Cursor()
 	if cur < c.top {
@@ -382,41 +420,39 @@ func (c *console) paint() error {
 		if i < 9 {
 			num = fmt.Sprintf("%d.", i+1)
 		}
-		line := fmt.Sprintf(" %s %-22s %s", num, label, it.Display())
-		line = fit(line, 76)
-		o.WriteString(at(listTop+i-c.top, 1))
+		line := fit(fmt.Sprintf(" %s %-22s %s", num, label, it.Display()), 76)
 		if i == cur {
-			o.WriteString("> " + reverse + line + plain)
+			f[listTop+i-c.top] = "> " + reverse + line + plain
 		} else {
-			o.WriteString("  " + line)
+			f[listTop+i-c.top] = "  " + line
 		}
 	}
 	if c.top > 0 {
-		o.WriteString(at(listTop-1, 3) + "(more above)")
+		f[listTop-1] = "  (more above)"
 	}
 	if c.top+listRows < len(items) {
-		o.WriteString(at(listTop+listRows, 3) + "(more below)")
+		f[listTop+listRows] = "  (more below)"
 	}
 	if c.msg != "" {
 		// Messages may be long: two lines.
-		m := fit(c.msg, 2*78)
+		m := fit(c.msg, 2*76)
 		l1, l2 := m, ""
-		if len(m) > 78 {
-			cut := strings.LastIndexByte(m[:78], ' ')
+		if len(m) > 76 {
+			cut := strings.LastIndexByte(m[:76], ' ')
 			if cut < 40 {
-				cut = 78
+				cut = 76
 			}
 			l1, l2 = m[:cut], strings.TrimLeft(m[cut:], " ")
 		}
 		if c.msgErr {
-			o.WriteString(at(msgRow, 2) + bold + "! " + fit(l1, 76) + plain)
+			f[msgRow] = " " + bold + "! " + fit(l1, 76) + plain
 			if l2 != "" {
-				o.WriteString(at(msgRow+1, 2) + bold + "  " + fit(l2, 76) + plain)
+				f[msgRow+1] = " " + bold + "  " + fit(l2, 76) + plain
 			}
 		} else {
-			o.WriteString(at(msgRow, 2) + "  " + fit(l1, 76))
+			f[msgRow] = "   " + fit(l1, 76)
 			if l2 != "" {
-				o.WriteString(at(msgRow+1, 2) + "  " + fit(l2, 76))
+				f[msgRow+1] = "   " + fit(l2, 76)
 			}
 		}
 	}
@@ -430,20 +466,16 @@ func (c *console) paint() error {
 	case modeConfirm:
 		help = "y: yes  n/Esc: no"
 	}
-	o.WriteString(at(helpRow, 2) + fit(help, 78))
-	if err := c.flush(); err != nil {
-		return err
-	}
-	if c.mode == modeEdit || c.mode == modeConfirm {
-		return c.drawPrompt()
-	}
-	return nil
+	f[helpRow] = " " + fit(help, 78)
 }
 
 // drawPrompt redraws only the edit line, in place, and puts the cursor on it.
 func (c *console) drawPrompt() error {
 	o := &c.out
 	o.Reset()
+	if c.prev != nil {
+		c.prev[promptRow] = "\x00" // drawn here, not by render: cleared at the next paint
+	}
 	o.WriteString(at(promptRow, 1) + clearLine)
 	if c.mode == modeConfirm {
 		q := c.item.Confirm[c.step]
