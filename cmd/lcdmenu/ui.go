@@ -358,6 +358,10 @@ func (u *ui) runAction() {
 // returns to back.
 func (u *ui) message(back uiMode, text string) {
 	lines := wrap(text, u.cols)
+	if len(lines) > u.rows {
+		// More than one page: keep the last two columns for " v".
+		lines = wrap(text, u.cols-2)
+	}
 	u.msg = u.msg[:0]
 	for i := 0; i < len(lines); i += u.rows {
 		end := min(i+u.rows, len(lines))

@@ -8,6 +8,7 @@ import (
 	"github.com/passivesensor/sensor/hw"
 	"github.com/passivesensor/sensor/menu"
 	"github.com/passivesensor/sensor/settings"
+	"github.com/passivesensor/sensor/status"
 )
 
 // panelRig is the menu on periph's real LCD driver over the emulated
@@ -74,6 +75,25 @@ func (r *panelRig) want(subs ...string) {
 	}
 }
 
+// wantMsg reads a message through its pages (Down turns a page marked
+// " v"), stopping on the last page, and checks it contains sub.
+func (r *panelRig) wantMsg(sub string) {
+	r.t.Helper()
+	var all []string
+	for range 10 {
+		t := r.text()
+		if !strings.HasSuffix(t, " v") {
+			all = append(all, t)
+			break
+		}
+		all = append(all, strings.TrimSpace(strings.TrimSuffix(t, " v")))
+		r.press(hw.Down)
+	}
+	if got := strings.Join(all, " "); !strings.Contains(got, sub) {
+		r.t.Fatalf("message lacks %q: %q", sub, got)
+	}
+}
+
 // selected is the glass row the menu cursor is on.
 func (r *panelRig) selected() string {
 	for _, row := range r.glass() {
@@ -121,8 +141,16 @@ func (r *panelRig) typeIP(ip string) {
 		}
 		row, col := r.cursor()
 		cur := r.glass()[row][col]
-		for cur != want[i] {
-			r.press(hw.Up)
+		// The shorter way round: Down from 0 gives 9.
+		b := hw.Up
+		if (int(want[i])-int(cur)+10)%10 > 5 {
+			b = hw.Down
+		}
+		for n := 0; cur != want[i]; n++ {
+			if n > 9 {
+				r.t.Fatalf("digit at column %d never became %c", col, want[i])
+			}
+			r.press(b)
 			cur = r.glass()[row][col]
 		}
 		if i < len(want)-1 {
@@ -146,7 +174,8 @@ func (r *panelRig) typeText(s, cs string) {
 
 func TestPanelReachesTheSameSettings(t *testing.T) {
 	for _, g := range []struct{ cols, rows int }{{20, 4}, {16, 2}} {
-		t.Run(strings.ReplaceAll(strings.Repeat("x", 0)+itoa(g.cols)+"x"+itoa(g.rows), " ", ""), func(t *testing.T) {
+		t.Run(itoa(g.cols)+"x"+itoa(g.rows), func(t *testing.T) {
+			t.Parallel() // the driver's strobe delays dominate: overlap them
 			r := newPanelRig(t, g.cols, g.rows)
 			r.want(">Network")
 			r.press(hw.Select)
@@ -164,7 +193,7 @@ func TestPanelReachesTheSameSettings(t *testing.T) {
 			}
 			// A wrong address first: 10.0.1.300.
 			r.typeIP("10.0.1.300")
-			r.want(`IP "10.0.1.300" is not an IPv4`)
+			r.wantMsg(`IP "10.0.1.300" is not an IPv4 address like 192.168.1.20`)
 			r.press(hw.Select) // back to the field, still holding the wrong value
 			r.want("010.000.001.300")
 			if row, col := r.cursor(); row != 1 || col != 14 {
@@ -182,7 +211,7 @@ func TestPanelReachesTheSameSettings(t *testing.T) {
 			r.goTo("Gateway")
 			r.press(hw.Select)
 			r.typeIP("10.0.2.1")
-			r.want("not inside")
+			r.wantMsg("gateway 10.0.2.1 is not inside 10.0.1.0/24")
 			r.press(hw.Select, hw.Left, hw.Left, hw.Left, hw.Down) // to the third part's last digit: 2 -> 1
 			r.want("010.000.001.001")
 			r.press(hw.Select)
@@ -291,6 +320,7 @@ func itoa(n int) string {
 }
 
 func TestPanelBacklightAndIdle(t *testing.T) {
+	t.Parallel()
 	r := newPanelRig(t, 16, 2)
 	r.u.BacklightIdle, r.u.LogoutIdle = time.Minute, 10*time.Minute
 	r.press(hw.Select) // Network
@@ -321,6 +351,7 @@ func TestPanelBacklightAndIdle(t *testing.T) {
 // TestPanelThroughButtons drives the menu through emulated buttons and
 // the run loop, as lcdmenu does.
 func TestPanelThroughButtons(t *testing.T) {
+	t.Parallel()
 	r := newPanelRig(t, 20, 4)
 	r.u.now = time.Now
 	b := hw.NewEmuButtons(hw.DefaultTiming)
@@ -340,4 +371,38 @@ func TestPanelThroughButtons(t *testing.T) {
 	if g := strings.TrimSpace(r.text()); g != "Sensor: sensor not running" {
 		t.Fatalf("status line: %q", g)
 	}
+}
+
+// TestPanelShowsDaemonState: with the daemon's status file present, the
+// 16x2 panel shows registration, cloud and the sniffing port's counters.
+func TestPanelShowsDaemonState(t *testing.T) {
+	t.Parallel()
+	r := newPanelRig(t, 16, 2)
+	if err := status.Write(r.dir, status.Status{Time: time.Now(), Version: "1.4.2", OtherVersion: "1.4.1",
+		Registration: status.Registering, CloudOK: false, CloudError: "no route to host", Assets: 9,
+		Interfaces: []status.Interface{{Name: "eth1", Up: true, RateBps: 950e3, Drops: 0}}}); err != nil {
+		t.Fatal(err)
+	}
+	r.goTo("Status")
+	r.press(hw.Select)
+	seen := map[string]string{}
+	for range 10 {
+		g := r.glass()
+		seen[strings.TrimSpace(g[0])] = strings.TrimSpace(g[1])
+		r.press(hw.Down)
+	}
+	for label, want := range map[string]string{">Registered": "registering", ">eth1": "up 950k drop 0",
+		">Assets": "9", ">Other": "1.4.1"} {
+		if seen[label] != want {
+			t.Errorf("%s shows %q, want %q (all: %q)", label, seen[label], want, seen)
+		}
+	}
+	// The cloud line is too long for 16 columns: Select shows it whole,
+	// in pages ('v' marks more), Down turns the page.
+	r.goTo("Cloud")
+	r.press(hw.Select)
+	r.want("Cloud: unreachable:   v")
+	r.wantMsg("Cloud: unreachable: no route to host")
+	r.press(hw.Select)
+	r.want(">Cloud")
 }
