@@ -147,12 +147,14 @@ func (c *Client) Run(ctx context.Context) error {
 	if retry == 0 {
 		retry = 10 * time.Second
 	}
+	const reassert = time.Minute
 	var (
 		cur     settings.Settings
 		curMod  time.Time
 		applied bool
 		next    time.Time // next DHCP renewal, DHCP retry or static retry
 		lease   *Lease
+		quiet   bool // the last static apply was reported and nothing changed since
 	)
 	t := time.NewTicker(poll)
 	defer t.Stop()
@@ -170,6 +172,7 @@ func (c *Client) Run(ctx context.Context) error {
 				if s.Mode == settings.ModeStatic || modeChanged {
 					next = time.Time{} // act now
 				}
+				quiet = false
 			}
 			curMod = mod
 		}
@@ -182,7 +185,9 @@ func (c *Client) Run(ctx context.Context) error {
 				if err = ApplyStatic(c.Config, cur); err != nil {
 					next = time.Now().Add(retry)
 				} else {
-					next = time.Now().Add(100 * 365 * 24 * time.Hour)
+					// Asserted again now and then (idempotent), in case
+					// something else touched the interface.
+					next = time.Now().Add(reassert)
 				}
 			} else {
 				var l Lease
@@ -201,7 +206,11 @@ func (c *Client) Run(ctx context.Context) error {
 			if err != nil {
 				logger.Warn("netcfg: applying settings", "iface", c.Iface, "mode", cur.Mode, "err", err)
 			}
-			c.report(cur, err)
+			// A static configuration asserted again without trouble is not news.
+			if !(quiet && err == nil && cur.Mode == settings.ModeStatic) {
+				c.report(cur, err)
+			}
+			quiet = err == nil && cur.Mode == settings.ModeStatic
 		}
 		select {
 		case <-ctx.Done():

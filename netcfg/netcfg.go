@@ -184,6 +184,9 @@ func WriteResolvConf(path string, servers []string, source string) error {
 		}
 		fmt.Fprintf(&b, "nameserver %s\n", s)
 	}
+	if old, err := os.ReadFile(target); err == nil && string(old) == b.String() {
+		return nil // unchanged: no write
+	}
 	return writeAtomic(target, []byte(b.String()), nil)
 }
 

@@ -344,6 +344,9 @@ func (u *ui) confirmKey(b hw.Button) {
 }
 
 func (u *ui) runAction() {
+	// Applying the network can take a DHCP exchange and a cloud check.
+	u.message(uiMenu, u.item.Label+": working...")
+	u.draw()
 	u.mode = uiMenu
 	res, err := u.item.Run()
 	u.nav.Refresh()

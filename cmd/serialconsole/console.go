@@ -201,6 +201,9 @@ func (c *console) enter() {
 
 func (c *console) runAction() {
 	c.mode = modeMenu
+	// Applying the network can take a DHCP exchange and a cloud check.
+	c.setMsg(false, "%s: working...", c.item.Label)
+	c.paint()
 	res, err := c.item.Run()
 	if err != nil {
 		c.setMsg(true, "%s: %v", c.item.Label, err)
