@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -287,10 +286,7 @@ func (c *console) editKey(k key) error {
 	case kEnter:
 		v := string(c.buf)
 		if err := it.Set(v); err != nil {
-			var ve interface{ Error() string }
-			if errors.As(err, &ve) {
-				c.setMsg(true, "%s", ve.Error())
-			}
+			c.setMsg(true, "%s", err.Error())
 			return c.paint() // stay in the field so it can be corrected
 		}
 		c.mode = modeMenu
