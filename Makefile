@@ -12,7 +12,8 @@ TEST_TOOLS := \
 	socat:socat \
 	plink:putty-tools \
 	dnsmasq:dnsmasq \
-	tinyproxy:tinyproxy
+	tinyproxy:tinyproxy \
+	tmux:tmux
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all build test demo demo-data bench bench-compare fuzz deps vet

@@ -44,10 +44,25 @@ type Profile struct {
 	Serial string
 	// LCD is the front-panel display, nil if the box has none.
 	LCD *LCD
-	// Buttons maps a button name (up, down, enter, back) to the GPIO line
-	// offset on the board's main gpiochip; empty if the box has none.
+	// Buttons maps a button name (ButtonUp, ButtonDown, ButtonLeft,
+	// ButtonRight, ButtonSelect) to the GPIO line offset on GPIOChip; empty
+	// if the box has none.
 	Buttons map[string]int
+	// GPIOChip is the GPIO character device the buttons are on, e.g. "gpiochip0".
+	GPIOChip string
 }
+
+// The front-panel button names used in Profile.Buttons.
+const (
+	ButtonUp     = "up"
+	ButtonDown   = "down"
+	ButtonLeft   = "left"
+	ButtonRight  = "right"
+	ButtonSelect = "select"
+)
+
+// ButtonNames lists the five front-panel buttons in a fixed order.
+var ButtonNames = []string{ButtonUp, ButtonDown, ButtonLeft, ButtonRight, ButtonSelect}
 
 // Profiles known to this build, by name.
 var profiles = map[string]Profile{
@@ -66,8 +81,12 @@ var profiles = map[string]Profile{
 		// 20x4 HD44780 with a PCF8574 backpack at its default address
 		// 0x27 on the header's I2C bus (pins 3/5, /dev/i2c-1).
 		LCD: &LCD{Bus: "1", Addr: 0x27, Cols: 20, Rows: 4},
-		// BCM GPIO numbers on gpiochip0, to ground, internal pull-up.
-		Buttons: map[string]int{"up": 5, "down": 6, "enter": 13, "back": 19},
+		// BCM GPIO numbers on gpiochip0, each button to ground with the
+		// internal pull-up (active low). GPIO 5/6/13/19/26 are free of the
+		// UART (14/15) and I2C1 (2/3) pins and sit together on the header
+		// (pins 29/31/33/35/37).
+		GPIOChip: "gpiochip0",
+		Buttons:  map[string]int{ButtonUp: 5, ButtonDown: 6, ButtonLeft: 13, ButtonRight: 19, ButtonSelect: 26},
 	},
 	"arm64-efi": {
 		Name:  "arm64-efi",

@@ -128,3 +128,32 @@ func TestRpi4LCD(t *testing.T) {
 		t.Fatalf("rpi4 LCD = %+v, want I2C bus 1 address 0x27", p.LCD)
 	}
 }
+
+// TestButtonsComplete checks that every profile with buttons names all five
+// front-panel buttons, on distinct lines, with a chip to find them on.
+func TestButtonsComplete(t *testing.T) {
+	for _, n := range Names() {
+		p, _ := Lookup(n)
+		if len(p.Buttons) == 0 {
+			continue
+		}
+		if p.GPIOChip == "" {
+			t.Errorf("%s: buttons but no GPIOChip", n)
+		}
+		seen := map[int]string{}
+		for _, b := range ButtonNames {
+			line, ok := p.Buttons[b]
+			if !ok {
+				t.Errorf("%s: no %q button", n, b)
+				continue
+			}
+			if o, dup := seen[line]; dup {
+				t.Errorf("%s: %s and %s share GPIO line %d", n, o, b, line)
+			}
+			seen[line] = b
+		}
+		if len(p.Buttons) != len(ButtonNames) {
+			t.Errorf("%s: %d buttons, want %d", n, len(p.Buttons), len(ButtonNames))
+		}
+	}
+}

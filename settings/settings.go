@@ -18,8 +18,19 @@ package settings
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 )
+
+// FileName is the settings file's name inside the state directory
+// (DefaultDir on the appliance); front ends take the directory with -settings.
+const FileName = "settings.json"
+
+// DefaultDir is the appliance's persistent state directory.
+const DefaultDir = "/perm/sensor"
+
+// PathIn returns the settings file's path inside the state directory dir.
+func PathIn(dir string) string { return filepath.Join(dir, FileName) }
 
 // CurrentVersion is the schema version this software writes.
 //
