@@ -13,7 +13,8 @@ TEST_TOOLS := \
 	plink:putty-tools \
 	dnsmasq:dnsmasq \
 	tinyproxy:tinyproxy \
-	tmux:tmux
+	tmux:tmux \
+	sgdisk:gdisk
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all build test demo demo-data bench bench-compare fuzz deps vet

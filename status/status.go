@@ -50,13 +50,13 @@ type Status struct {
 	Registration string      `json:"registration"`
 	SensorID     string      `json:"sensor_id,omitempty"`
 	CloudURL     string      `json:"cloud_url,omitempty"`
-	CloudOK      bool        `json:"cloud_ok"`             // last contact with the cloud succeeded
+	CloudOK      bool        `json:"cloud_ok"`              // last contact with the cloud succeeded
 	LastContact  time.Time   `json:"last_contact,omitzero"` // last successful contact
 	CloudError   string      `json:"cloud_error,omitempty"` // why the last contact failed
 	Interfaces   []Interface `json:"interfaces,omitempty"`
-	Assets       int         `json:"assets"`            // assets in the inventory
-	ActiveAssets int         `json:"active_assets"`     // seen in the last hour
-	SpoolBytes   int64       `json:"spool_bytes"`       // reports waiting for the cloud
+	Assets       int         `json:"assets"`        // assets in the inventory
+	ActiveAssets int         `json:"active_assets"` // seen in the last hour
+	SpoolBytes   int64       `json:"spool_bytes"`   // reports waiting for the cloud
 	Update       Update      `json:"update,omitzero"`
 }
 
