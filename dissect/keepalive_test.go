@@ -2,7 +2,6 @@ package dissect
 
 import "testing"
 
-
 // One-octet TCP keep-alives before the first data do not use up the tries
 // of an unclaimed flow.
 func TestRegistryKeepAlivesAreNotTries(t *testing.T) {
