@@ -85,17 +85,6 @@ func cotpTPDU(b []byte) (n int, code byte, hdr, user []byte, ok bool) {
 	return l, code, hdr, user, true
 }
 
-// cotpFirstData returns the user data of the first TPKT of a segment when
-// it is a COTP DT, for probes. A DT that is not the last of its TSDU
-// (EOT clear) still gives its first octets.
-func cotpFirstData(b []byte) ([]byte, bool) {
-	n, code, _, user, ok := cotpTPDU(b)
-	if !ok || n == 0 || code != cotpDT {
-		return nil, false
-	}
-	return user, true
-}
-
 // cotpTSAP returns a CR or CC's calling (0xC1) and called (0xC2) TSAPs
 // from its parameters (ISO 8073 §13.3.4).
 func cotpTSAP(params []byte) (calling, called []byte) {
@@ -115,29 +104,110 @@ func cotpTSAP(params []byte) (calling, called []byte) {
 	return
 }
 
-// cotpPending holds the TSAPs of a connection request seen before any
-// dissector claimed the flow; the claiming dissector reads them.
+// cotpPending is the state of an ISO-on-TCP flow not yet claimed: the
+// TSAPs of its connection request, and a TPKT header sent in a segment of
+// its own (some stacks send the 4 octets apart from the TPDU).
 type cotpPending struct {
 	calling, called []byte
+	hdr             [2][4]byte
+	hdrSeq          [2]uint32
+	hasHdr          [2]bool
+	forgiven        uint8
+	lastKey         uint64 // packet last forgiven: several probes share it
+	buf             []byte
 }
 
-// cotpRemember keeps the TSAPs of a CR (or CC) starting p's payload in
-// p.Flow.State, when the state is free or already a *cotpPending.
-func cotpRemember(p *dissect.Packet) {
-	if p.Flow == nil {
-		return
-	}
-	n, code, _, params, ok := cotpTPDU(p.Payload)
-	if !ok || n == 0 || code != cotpCR && code != cotpCC {
-		return
-	}
-	calling, called := cotpTSAP(params)
+// cotpMaxForgiven bounds the set-up packets that do not count as tries.
+const cotpMaxForgiven = 8
+
+func cotpPendingOf(p *dissect.Packet) *cotpPending {
 	switch st := p.Flow.State.(type) {
 	case nil:
-		p.Flow.State = &cotpPending{slices.Clone(calling), slices.Clone(called)}
+		pend := &cotpPending{}
+		p.Flow.State = pend
+		return pend
 	case *cotpPending:
-		if code == cotpCR || st.called == nil {
-			st.calling, st.called = slices.Clone(calling), slices.Clone(called)
+		return st
+	}
+	return nil
+}
+
+// forgive keeps a connection set-up packet (CR, CC, a lone TPKT header)
+// from using up one of the flow's tries: the first data TPDU, which tells
+// S7comm from S7comm-plus from MMS, may come after six such packets.
+func (c *cotpPending) forgive(p *dissect.Packet) {
+	key := uint64(p.TCPSeq)<<8 | uint64(p.Dir&1)<<1 | 1
+	if c.lastKey == key {
+		return
+	}
+	c.lastKey = key
+	if c.forgiven < cotpMaxForgiven && p.Flow.Tries > 0 {
+		c.forgiven++
+		p.Flow.Tries--
+	}
+}
+
+// cotpProbeData returns the user data of the COTP DT starting p's payload
+// (joined to a TPKT header sent alone just before), for probes. A CR or CC
+// has its TSAPs remembered, and a lone TPKT header is kept, in
+// p.Flow.State (a *cotpPending, when the state is free or already one: a
+// dissector claiming the flow must overwrite a State it does not know).
+func cotpProbeData(p *dissect.Packet) ([]byte, bool) {
+	if p.Flow == nil {
+		return nil, false
+	}
+	b := p.Payload
+	d := p.Dir & 1
+	if len(b) == tpktHeaderLen && b[0] == 3 && b[1] == 0 && binary.BigEndian.Uint16(b[2:]) >= tpktHeaderLen+3 {
+		if pend := cotpPendingOf(p); pend != nil {
+			copy(pend.hdr[d][:], b)
+			pend.hdrSeq[d] = p.TCPSeq
+			pend.hasHdr[d] = true
+			pend.forgive(p)
+		}
+		return nil, false
+	}
+	pend, _ := p.Flow.State.(*cotpPending)
+	if pend != nil && pend.hasHdr[d] {
+		if pend.hdrSeq[d]+tpktHeaderLen == p.TCPSeq && len(b) > 0 && b[0] != 3 {
+			pend.buf = append(append(pend.buf[:0], pend.hdr[d][:]...), b...)
+			b = pend.buf
+		} else {
+			pend.hasHdr[d] = false
+		}
+	}
+	n, code, _, user, ok := cotpTPDU(b)
+	if !ok || n == 0 {
+		return nil, false
+	}
+	switch code {
+	case cotpDT:
+		return user, true
+	case cotpCR, cotpCC:
+		if pend == nil {
+			pend = cotpPendingOf(p)
+		}
+		if pend != nil {
+			calling, called := cotpTSAP(user)
+			if code == cotpCR || pend.called == nil {
+				pend.calling, pend.called = slices.Clone(calling), slices.Clone(called)
+			}
+			pend.forgive(p)
+		}
+	}
+	return nil, false
+}
+
+// cotpResume starts a claimed flow's streams with a TPKT header a probe
+// kept (the packet being handled holds the rest of its TPDU).
+func cotpResume(pend *cotpPending, c *[2]cotpDir) {
+	if pend == nil {
+		return
+	}
+	for d := range 2 {
+		if pend.hasHdr[d] {
+			c[d].push(pend.hdrSeq[d], pend.hdr[d][:])
+			c[d].off = 0
 		}
 	}
 }

@@ -237,9 +237,8 @@ func (*S7comm) Probe(p *dissect.Packet) bool {
 	if p.Flow == nil || p.Flow.Proto != capture.ProtoTCP {
 		return false
 	}
-	user, ok := cotpFirstData(p.Payload)
+	user, ok := cotpProbeData(p)
 	if !ok {
-		cotpRemember(p)
 		return false
 	}
 	if len(user) < s7HeaderLen || user[0] != s7ProtoID {
@@ -288,6 +287,7 @@ func (s *S7comm) state(p *dissect.Packet, out dissect.Sink) *s7Flow {
 	p.Flow.State = st
 	if pend != nil {
 		s.tsap(p, st, pend.called, out)
+		cotpResume(pend, &st.c)
 	}
 	return st
 }
