@@ -33,7 +33,7 @@ const (
 	AttrMMSControl = "mms.control"
 	// AttrMMSFile flags a client (Peer) renaming, deleting or pushing
 	// files (obtainFile).
-	AttrMMSFile = "mms.file"
+	AttrMMSFile   = "mms.file"
 	mmsMaxDomains = 64
 )
 
@@ -352,7 +352,7 @@ type mmsFlow struct {
 	c        [2]cotpDir
 	services [2][2]uint64 // service indexes emitted, per requesting direction
 	emitted  [2]uint8     // per requesting direction
-	pending  [4]uint32 // invoke ids of GetNameList requests for domains, +1
+	pending  [4]uint32    // invoke ids of GetNameList requests for domains, +1
 	npend    uint8
 	domains  []string
 }
