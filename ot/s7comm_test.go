@@ -386,3 +386,38 @@ func BenchmarkS7commHandle(b *testing.B) {
 		ps.TCPSeq += uint32(len(resp))
 	}
 }
+
+// TestS7commLoneTPKTHeaders: a stack that sends each TPKT header in a
+// segment of its own (as the corpus's ICCP capture does) still has its
+// flow claimed after the connection set-up, and its TSAP read.
+func TestS7commLoneTPKTHeaders(t *testing.T) {
+	cli, srv := s7Conversation()
+	var segs []seg
+	split := func(b []byte, fromServer bool, n int) {
+		for i := 0; i < n && len(b) >= 4; i++ {
+			l := int(binary.BigEndian.Uint16(b[2:]))
+			segs = append(segs, seg{fromServer, b[:4]}, seg{fromServer, b[4:l]})
+			b = b[l:]
+		}
+	}
+	// CR, CC, setup job, its answer, then the SZL exchanges: six set-up
+	// packets before the first S7comm PDU.
+	split(cli, false, 1)
+	split(srv, true, 1)
+	cr := int(binary.BigEndian.Uint16(cli[2:]))
+	cc := int(binary.BigEndian.Uint16(srv[2:]))
+	split(cli[cr:], false, 1)
+	split(srv[cc:], true, 1)
+	rest := cli[cr+int(binary.BigEndian.Uint16(cli[cr+2:])):]
+	segs = append(segs, seg{false, rest})
+	out := runFile(t, writePcap(t, s7Cli, s7Srv, segs), All()...)
+	got := map[string]bool{}
+	for _, o := range out {
+		got[o.Attr+"="+o.Value] = true
+	}
+	for _, w := range []string{"protocol=s7comm", "s7.rack=1", "s7.slot=1", "service=s7comm:setup-communication", "service=s7comm:read-szl"} {
+		if !got[w] {
+			t.Errorf("missing %s in %v", w, keys(got))
+		}
+	}
+}
