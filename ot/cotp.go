@@ -33,8 +33,8 @@ const (
 
 const (
 	tpktHeaderLen = 4
-	cotpStreamMax = 8 << 10
-	cotpFragMax   = 16 << 10
+	cotpStreamMax = 32 << 10 // a TPDU of the largest size (8192) and more in one segment
+	cotpFragMax   = 32 << 10
 )
 
 // cotpTPDU checks the TPKT and COTP headers at the start of b and returns

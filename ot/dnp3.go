@@ -222,8 +222,7 @@ func (d *DNP3) state(p *dissect.Packet) *dnp3Flow {
 	}
 	st := &dnp3Flow{}
 	for i := range st.d {
-		st.d[i].s.Max = 2 * dnp3MaxFrame
-		st.d[i].seq = -1
+		st.d[i].seq = -1 // streams keep the default bound: a segment may hold many frames
 	}
 	p.Flow.State = st
 	return st

@@ -284,6 +284,15 @@ func TestDNP3Segments(t *testing.T) {
 	if got["service=dnp3:read"] {
 		t.Error("mid-way: read the request whose start was not captured")
 	}
+	// A large segment (offloaded capture) holding many frames: the first
+	// is read too.
+	big := dnp3Frames(dnp3CtlMasterReq, 10, 1, 0, []byte{0xc0, 13})
+	for i := range 120 {
+		big = append(big, dnp3Frames(dnp3CtlMasterReq, 10, 1, byte(i+1), []byte{0xc0 | byte(i+1)&0x0f, 1, 60, 1, 0x06})...)
+	}
+	if got := dnp3Facts(NewDNP3(), tcpFlow(dnp3Master, dnp3Outst), []seg{{false, big}}, []uint32{0}); !got["service=dnp3:cold-restart"] || !got["service=dnp3:read"] {
+		t.Errorf("%d-byte segment: %v", len(big), got)
+	}
 	// A lost segment of the response's second transport segment: the
 	// fragment is dropped, not misread.
 	r2 := slices.Clone(resp)

@@ -240,7 +240,6 @@ func (d *IEC104) state(p *dissect.Packet) *iec104Flow {
 		return st
 	}
 	st := &iec104Flow{}
-	st.s[0].Max, st.s[1].Max = 1024, 1024
 	p.Flow.State = st
 	return st
 }

@@ -175,6 +175,13 @@ func TestIEC104Segments(t *testing.T) {
 		}
 	}
 	check("split+retransmitted", run(segs, seqs), want)
+	// A large segment (offloaded capture) holding many APDUs.
+	var big []byte
+	big = append(big, iec104I(0, 1, 1, 3, 9, 0x01)...)
+	for i := range 200 {
+		big = append(big, iec104I(uint16(i+1), 1, 13, 3, 8, 0, 0, 0x80, 0x3f, 0)...)
+	}
+	check("large segment", run([]seg{{true, big}}, []uint32{0}), []string{"service=iec104:1 M_SP_NA_1", "iec104.common_addresses=8,9"})
 	got := run([]seg{{false, cli[8:]}, {true, srv[9:]}}, []uint32{8, 9})
 	check("mid-way", got, []string{"service=iec104:45 C_SC_NA_1", "service=iec104:13 M_ME_NC_1", "role=iec104-controlled"})
 	if got["iec104.startdt=iec104:startdt"] {

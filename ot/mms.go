@@ -308,7 +308,7 @@ func mmsFirst(user []byte) ([]byte, bool) {
 // requests for the domain class.
 //
 // Each direction is put back in order; TSDUs spread over COTP DTs are
-// reassembled up to 16 KiB. Each fact is emitted once per flow.
+// reassembled up to 32 KiB. Each fact is emitted once per flow.
 type MMS struct{}
 
 // NewMMS returns an MMS dissector.
