@@ -65,7 +65,7 @@ func TestDNP3Corpus(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			path := testcorpus.File(t, name)
 			wantAddr, wantRole, wantSvc := map[string]bool{}, map[string]bool{}, map[string]bool{}
-			for _, r := range testcorpus.Tshark(t, path, "dnp3 && !_ws.malformed && !dnp3.al.fragment.overlap.conflict", "ip.src", "ip.dst", "dnp3.src", "dnp3.ctl.dir", "dnp3.al.func") {
+			for _, r := range testcorpus.Tshark(t, path, "dnp3 && !dnp3.al.fragment.overlap.conflict", "ip.src", "ip.dst", "dnp3.src", "dnp3.ctl.dir", "dnp3.al.func") {
 				for _, s := range strings.Split(r[2], ",") {
 					if a, err := strconv.Atoi(s); err == nil && a < 0xfff0 {
 						wantAddr[r[0]+" "+s] = true
