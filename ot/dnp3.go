@@ -174,8 +174,6 @@ func dnp3Header(b []byte) (n int, ok bool) {
 // returned by All.
 type DNP3 struct {
 	user [250]byte // a frame's user data, CRCs stripped
-
-	onAPDU func(p *dissect.Packet, src, dst uint16, ctl byte, apdu []byte)
 }
 
 // NewDNP3 returns a DNP3 dissector.
@@ -275,7 +273,6 @@ func (d *DNP3) Handle(p *dissect.Packet, out dissect.Sink) {
 // frame reads one whole link frame (header CRC checked).
 func (d *DNP3) frame(p *dissect.Packet, st *dnp3Flow, dir *dnp3Dir, f []byte, out dissect.Sink) {
 	ctl := f[3]
-	dst := binary.LittleEndian.Uint16(f[4:])
 	src := binary.LittleEndian.Uint16(f[6:])
 	if !dir.role {
 		dir.role = true
@@ -300,38 +297,48 @@ func (d *DNP3) frame(p *dissect.Packet, st *dnp3Flow, dir *dnp3Dir, f []byte, ou
 	if ctl&dnp3CtlPRM == 0 || (fn != 3 && fn != 4) || len(f) <= dnp3HeaderLen+2 {
 		return // link-layer service frame: no user data
 	}
-	// Strip the block CRCs, checking each, into a stack buffer.
-	user := d.user[:]
-	n := 0
-	for b := f[dnp3HeaderLen:]; len(b) > 2; {
-		k := min(16, len(b)-2)
-		if dnp3CRC(b[:k]) != binary.LittleEndian.Uint16(b[k:]) {
-			dir.seq = -1
-			return
-		}
-		n += copy(user[n:], b[:k])
-		b = b[k+2:]
-	}
-	if n < 1 {
+	// The first block holds the transport header, the application header
+	// and the first object header: enough for most frames. The other
+	// blocks are checked and copied only when their data is kept (device
+	// attributes).
+	body := f[dnp3HeaderLen:]
+	k := min(16, len(body)-2)
+	if dnp3CRC(body[:k]) != binary.LittleEndian.Uint16(body[k:]) {
+		dir.seq = -1
 		return
 	}
-	th := user[0]
-	seg := user[1:n]
+	th := body[0]
+	need := th&0x40 == 0 && dir.seq >= 0 || th&0x40 != 0 && k >= 6 && body[2] >= 129 && body[5] == 0
+	seg := body[1:k]
+	if need {
+		user := d.user[:]
+		n := 0
+		for b := body; len(b) > 2; {
+			k := min(16, len(b)-2)
+			if dnp3CRC(b[:k]) != binary.LittleEndian.Uint16(b[k:]) {
+				dir.seq = -1
+				return
+			}
+			n += copy(user[n:], b[:k])
+			b = b[k+2:]
+		}
+		seg = user[1:n]
+	}
 	fir, fin, seq := th&0x40 != 0, th&0x80 != 0, int8(th&0x3f)
 	if fir {
 		dir.seq = -1
 		if fin {
-			d.apdu(p, st, src, dst, ctl, seg, out)
+			d.apdu(p, st, seg, out)
 			return
 		}
 		// A fragment over several segments: kept only when it holds
 		// device attributes (a response starting with group 0).
 		if len(seg) >= 6 && seg[1] >= 129 && seg[4] == 0 {
-			d.apdu(p, st, src, dst, ctl, seg, nil) // function code, role facts
+			d.apdu(p, st, seg, nil) // function code, role facts
 			dir.frag = append(dir.frag[:0], seg...)
 			dir.seq = (seq + 1) & 0x3f
 		} else {
-			d.apdu(p, st, src, dst, ctl, seg, out)
+			d.apdu(p, st, seg, out)
 		}
 		return
 	}
@@ -348,7 +355,7 @@ func (d *DNP3) frame(p *dissect.Packet, st *dnp3Flow, dir *dnp3Dir, f []byte, ou
 	dir.seq = (seq + 1) & 0x3f
 	if fin {
 		dir.seq = -1
-		d.apdu(p, st, src, dst, ctl, dir.frag, out)
+		d.apdu(p, st, dir.frag, out)
 		if cap(dir.frag) > 2*dnp3MaxFrame {
 			dir.frag = nil // do not keep a large buffer per flow
 		} else {
@@ -360,12 +367,9 @@ func (d *DNP3) frame(p *dissect.Packet, st *dnp3Flow, dir *dnp3Dir, f []byte, ou
 // apdu reads an application fragment (§4.2.2): control, function code,
 // for responses the internal indications, then objects. out nil reads the
 // first part of a fragment whose objects follow later.
-func (d *DNP3) apdu(p *dissect.Packet, st *dnp3Flow, src, dst uint16, ctl byte, a []byte, out dissect.Sink) {
+func (d *DNP3) apdu(p *dissect.Packet, st *dnp3Flow, a []byte, out dissect.Sink) {
 	if len(a) < 2 {
 		return
-	}
-	if d.onAPDU != nil && out != nil {
-		d.onAPDU(p, src, dst, ctl, a)
 	}
 	fc := a[1]
 	if fc < 128 {
