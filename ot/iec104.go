@@ -277,6 +277,13 @@ func (d *IEC104) Handle(p *dissect.Packet, out dissect.Sink) {
 
 func (d *IEC104) apdu(p *dissect.Packet, st *iec104Flow, a []byte, out dissect.Sink) {
 	c := a[2]
+	if !st.roles && c != iec104UStartAct && c != iec104UStopAct && c&1 != 0 &&
+		p.Flow.SawSYN && p.Flow.Server.Port() == IEC104Port {
+		// Only test frames and acknowledgements so far: the controlling
+		// station is the one that connected to the controlled station's
+		// port 2404, where IEC 60870-5-104 has controlled stations listen.
+		d.roles(p, st, p.Server(), p.Client(), out)
+	}
 	if c&3 == 3 {
 		if (c == iec104UStartAct || c == iec104UStopAct) && !st.roles {
 			d.roles(p, st, p.DstIP, p.SrcIP, out)

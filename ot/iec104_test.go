@@ -189,6 +189,26 @@ func TestIEC104Segments(t *testing.T) {
 	}
 }
 
+// TestIEC104RolesFromConnection: with only test frames and
+// acknowledgements, the side that connected to port 2404 is the
+// controlling station.
+func TestIEC104RolesFromConnection(t *testing.T) {
+	path := writePcap(t, iec104Master, iec104RTU, []seg{
+		{true, iec104U(iec104UTestAct)}, {false, iec104U(iec104UTestCon)},
+		{false, []byte{iec104Start, 4, 1, 0, 2, 0}},
+	})
+	got := map[string]bool{}
+	for _, o := range runFile(t, path, NewIEC104()) {
+		if o.Attr == dissect.AttrRole {
+			got[o.IP.String()+" "+o.Value] = true
+		}
+	}
+	want := map[string]bool{iec104RTU.Addr().String() + " " + RoleIEC104Controlled: true, iec104Master.Addr().String() + " " + RoleIEC104Controlling: true}
+	if !mapsEqual(got, want) {
+		t.Errorf("roles %v, want %v", keys(got), keys(want))
+	}
+}
+
 // TestIEC104Probe: on 2404 a segment of whole APDUs is taken; elsewhere
 // only U-format APDUs; other bytes never.
 func TestIEC104Probe(t *testing.T) {
