@@ -132,6 +132,12 @@ func (r *Registry) Dispatch(p *Packet, out Sink) {
 	case f.App == flow.AppNone:
 		return
 	}
+	if f.Proto == capture.ProtoTCP && len(p.Payload) == 1 && p.TCPFlags&(capture.TCPSyn|capture.TCPFin) == 0 {
+		// A TCP keep-alive probe (one octet below the window, RFC 1122
+		// §4.2.3.6) is not the protocol's data: it must not use up the
+		// tries of a flow that starts with idle keep-alives.
+		return
+	}
 	ports := r.udp
 	if f.Proto == capture.ProtoTCP {
 		ports = r.tcp

@@ -1,0 +1,438 @@
+package ot
+
+import (
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/passivesensor/sensor/capture"
+	"github.com/passivesensor/sensor/dissect"
+	"github.com/passivesensor/sensor/flow"
+	"github.com/passivesensor/sensor/internal/testcorpus"
+)
+
+// dnp3Corpus are the DNP3 captures compared with tshark by default; set
+// OT_ALL_CORPUS=1 to compare every DNP3 capture of the corpus.
+var dnp3Corpus = []string{
+	"ICS-Pcaps__DNP3__dnp3_test_data_part1.pcap",
+	"ICS-Pcaps__DNP3__DNP3ValueAnalog.pcap",
+	"ICS-Pcaps__DNP3__dnp3_select_operate.pcap",
+	"ICS-Pcaps__DNP3__dnp3_write.pcap",
+	"ICS-Security-Tools__pcaps__dnp3__cold_restart_and_response.pcap",
+	"ICS-Security-Tools__pcaps__dnp3__dnp3_test_data_part2.pcap",
+	"ICS-Security-Tools__pcaps__dnp3__file_list_directory.pcap",
+	"ICS-Security-Tools__pcaps__dnp3__full_exchange.pcap",
+	"ICS-Security-Tools__pcaps__dnp3__dataset_exchange.pcap",
+	"ICS-Security-Tools__pcaps__dnp3__unsolcited_response_and_confirm.pcap",
+	"ICS-Security-Tools__pcaps__bro__dnp3__dnp3_file_del.pcap",
+	"ICS-Security-Tools__pcaps__openics__DNP3-Malformed.pcap",
+	"Malcolm-PCAP__pcaps__protocols__DNP3.pcap",
+	"ICS-Security-Tools__pcaps__dnp3__opendnp3-3__conformance__8.4.1.2.1__dump.pcap",
+}
+
+func dnp3CorpusFiles(t *testing.T) []string {
+	if os.Getenv("OT_ALL_CORPUS") == "" {
+		return dnp3Corpus
+	}
+	var names []string
+	ents, _ := os.ReadDir(testcorpus.Dir(t))
+	for _, e := range ents {
+		if strings.Contains(strings.ToLower(e.Name()), "dnp") {
+			names = append(names, e.Name())
+		}
+	}
+	return names
+}
+
+// TestDNP3Corpus compares, on DNP3 captures of the corpus, what the
+// sensor's pipeline learns with what tshark reads: link source addresses
+// per sending IP (dnp3.src), master/outstation roles from the DIR bit
+// (dnp3.ctl.dir) and request function codes per outstation (dnp3.al.func,
+// ip.dst).
+func TestDNP3Corpus(t *testing.T) {
+	for _, name := range dnp3CorpusFiles(t) {
+		t.Run(name, func(t *testing.T) {
+			path := testcorpus.File(t, name)
+			wantAddr, wantRole, wantSvc := map[string]bool{}, map[string]bool{}, map[string]bool{}
+			for _, r := range testcorpus.Tshark(t, path, "dnp3 && !dnp3.al.fragment.overlap.conflict", "ip.src", "ip.dst", "dnp3.src", "dnp3.ctl.dir", "dnp3.al.func") {
+				for _, s := range strings.Split(r[2], ",") {
+					if a, err := strconv.Atoi(s); err == nil && a < 0xfff0 {
+						wantAddr[r[0]+" "+s] = true
+					}
+				}
+				for _, d := range strings.Split(r[3], ",") {
+					switch d {
+					case "1", "True":
+						wantRole[r[0]+" "+RoleDNP3Master] = true
+					case "0", "False":
+						wantRole[r[0]+" "+RoleDNP3Outstation] = true
+					}
+				}
+				for _, s := range strings.Split(r[4], ",") {
+					if fc, err := strconv.Atoi(s); err == nil && fc < 128 {
+						wantSvc[r[1]+" "+r[0]+" "+DNP3Service(uint8(fc))] = true
+					}
+				}
+			}
+			if len(wantAddr) == 0 {
+				if !slices.Contains(dnp3Corpus, name) {
+					t.Skipf("tshark reads no well-formed DNP3 frame in %s", name)
+				}
+				t.Fatalf("tshark read no DNP3 frame in %s", name)
+			}
+			out := runFile(t, path, NewDNP3())
+			gotAddr, gotRole, gotSvc := map[string]bool{}, map[string]bool{}, map[string]bool{}
+			for _, o := range out {
+				switch o.Attr {
+				case AttrDNP3Address:
+					gotAddr[o.IP.String()+" "+o.Value] = true
+				case dissect.AttrRole:
+					gotRole[o.IP.String()+" "+o.Value] = true
+				case dissect.AttrService:
+					gotSvc[o.IP.String()+" "+o.Peer.String()+" "+o.Value] = true
+				}
+			}
+			if !mapsEqual(gotAddr, wantAddr) {
+				t.Errorf("addresses (ip dnp3.src):\n got %v\nwant %v", keys(gotAddr), keys(wantAddr))
+			}
+			if !mapsEqual(gotRole, wantRole) {
+				t.Errorf("roles:\n got %v\nwant %v", keys(gotRole), keys(wantRole))
+			}
+			if !mapsEqual(gotSvc, wantSvc) {
+				t.Errorf("services (outstation master function):\n got %v\nwant %v", keys(gotSvc), keys(wantSvc))
+			}
+		})
+	}
+}
+
+// dnp3Frame builds a link frame (IEEE 1815-2012 §9.2) with user data
+// split in CRC'd 16-octet blocks.
+func dnp3Frame(ctl byte, dst, src uint16, user []byte) []byte {
+	h := []byte{0x05, 0x64, byte(5 + len(user)), ctl, byte(dst), byte(dst >> 8), byte(src), byte(src >> 8)}
+	h = binary.LittleEndian.AppendUint16(h, dnp3CRC(h))
+	for len(user) > 0 {
+		k := min(16, len(user))
+		h = append(h, user[:k]...)
+		h = binary.LittleEndian.AppendUint16(h, dnp3CRC(user[:k]))
+		user = user[k:]
+	}
+	return h
+}
+
+// dnp3Frames splits an application fragment into transport segments
+// (§8.2: FIN, FIR, sequence) of at most 249 octets, each in a frame.
+func dnp3Frames(ctl byte, dst, src uint16, seq byte, apdu []byte) []byte {
+	var out []byte
+	for i := 0; i == 0 || len(apdu) > 0; i++ {
+		k := min(249, len(apdu))
+		th := seq & 0x3f
+		if i == 0 {
+			th |= 0x40
+		}
+		if k == len(apdu) {
+			th |= 0x80
+		}
+		out = append(out, dnp3Frame(ctl, dst, src, append([]byte{th}, apdu[:k]...))...)
+		apdu = apdu[k:]
+		seq++
+	}
+	return out
+}
+
+// dnp3AttrResponse builds a response (function 129) holding group 0
+// device attributes, each as g0 vN qualifier 0x00 range 0-0, data type 1
+// (VSTR), length, value (IEEE 1815-2012 §11.9, group 0).
+func dnp3AttrResponse(seq byte, attrs ...any) []byte {
+	a := []byte{0xc0 | seq, 129, 0, 0}
+	for i := 0; i+1 < len(attrs); i += 2 {
+		v := attrs[i+1].(string)
+		a = append(a, 0, byte(attrs[i].(int)), 0x00, 0, 0, 1, byte(len(v)))
+		a = append(a, v...)
+	}
+	return a
+}
+
+var (
+	dnp3Master = netip.MustParseAddrPort("10.2.0.1:40000")
+	dnp3Outst  = netip.MustParseAddrPort("10.2.0.2:20000")
+)
+
+const (
+	dnp3CtlMasterReq = dnp3CtlDIR | dnp3CtlPRM | 4 // unconfirmed user data from the master
+	dnp3CtlOutResp   = dnp3CtlPRM | 4
+)
+
+// TestDNP3DeviceAttributesTshark: a master reads all device attributes
+// (g0v254); the outstation's response, over two transport segments, is
+// read by tshark (dnp3.al.da.value) and by the sensor alike. Hand-built
+// from IEEE 1815-2012 (no corpus capture carries group 0 identity).
+func TestDNP3DeviceAttributesTshark(t *testing.T) {
+	long := strings.Repeat("Substation 7 feeder bay ", 10)[:230]
+	resp := dnp3AttrResponse(1,
+		252, "Acme Grid Controls",
+		250, "RTU-560 CMU",
+		242, "4.2.1",
+		243, "C",
+		248, "SN1234567",
+		245, long,
+		246, "RTU-17",
+	)
+	req := []byte{0xc1, 1, 0, 254, 0x06}
+	path := writePcap(t, dnp3Master, dnp3Outst, []seg{
+		{false, dnp3Frames(dnp3CtlMasterReq, 10, 1, 0, req)},
+		{true, dnp3Frames(dnp3CtlOutResp, 1, 10, 5, resp)},
+	})
+	rows := testcorpus.Tshark(t, path, "dnp3.al.da.value", "dnp3.al.da.value")
+	if len(rows) != 1 {
+		t.Fatalf("tshark: %d rows with attribute values, want 1 (reassembled)", len(rows))
+	}
+	vals := strings.Split(rows[0][0], ",")
+	want := map[string]string{
+		dissect.AttrVendor: vals[0], dissect.AttrModel: vals[1], dissect.AttrFirmware: vals[2],
+		dissect.AttrHardware: vals[3], dissect.AttrSerial: vals[4], AttrDNP3Location: vals[5][:maxText], AttrDNP3UserID: vals[6],
+	}
+	got := map[string]string{}
+	for _, o := range runFile(t, path, NewDNP3()) {
+		if _, ok := want[o.Attr]; ok {
+			if o.IP != dnp3Outst.Addr() {
+				t.Errorf("%s about %v, want the outstation", o.Attr, o.IP)
+			}
+			got[o.Attr] = o.Value
+		}
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: got %q, want %q (tshark)", k, got[k], v)
+		}
+	}
+}
+
+// dnp3Stream is a master/outstation conversation used by the segment tests.
+func dnp3Stream() (req, resp []byte) {
+	req = slices.Concat(
+		dnp3Frames(dnp3CtlMasterReq, 10, 1, 0, []byte{0xc0, 1, 0, 254, 0x06}),
+		dnp3Frames(dnp3CtlMasterReq, 10, 1, 1, []byte{0xc1, 5, 12, 1, 0x28, 1, 0, 0, 0, 0x03, 1, 0x64, 0, 0, 0, 0x64, 0, 0, 0, 0}),
+		dnp3Frames(dnp3CtlMasterReq, 10, 1, 2, []byte{0xc2, 13}),
+	)
+	resp = dnp3Frames(dnp3CtlOutResp, 1, 10, 0, dnp3AttrResponse(0, 250, strings.Repeat("M", 200), 252, strings.Repeat("V", 100)))
+	return req, resp
+}
+
+// dnp3Facts runs segments through Handle and returns attr=value facts.
+func dnp3Facts(d *DNP3, f *flow.Flow, segs []seg, seqs []uint32) map[string]bool {
+	var out collect
+	for i, s := range segs {
+		dir := flow.FromClient
+		if s.fromServer {
+			dir = flow.FromServer
+		}
+		d.Handle(pkt(f, dir, seqs[i], s.payload), &out)
+	}
+	got := map[string]bool{}
+	for _, o := range out {
+		got[o.Attr+"="+o.Value] = true
+	}
+	return got
+}
+
+// TestDNP3Segments: frames split across segments, several frames per
+// segment, retransmitted segments and a stream joined mid-way are read.
+func TestDNP3Segments(t *testing.T) {
+	req, resp := dnp3Stream()
+	wantAll := []string{"service=dnp3:read", "service=dnp3:direct-operate", "dnp3.control=dnp3:direct-operate",
+		"service=dnp3:cold-restart", "dnp3.restart=dnp3:cold-restart", "model=" + strings.Repeat("M", 128),
+		"vendor=" + strings.Repeat("V", 100), "role=dnp3-master", "role=dnp3-outstation", "dnp3.address=1", "dnp3.address=10"}
+	check := func(name string, got map[string]bool, want []string) {
+		t.Helper()
+		for _, w := range want {
+			if !got[w] {
+				t.Errorf("%s: missing %s in %v", name, w, got)
+			}
+		}
+	}
+	// Whole, one segment per direction (several frames per segment).
+	check("whole", dnp3Facts(NewDNP3(), tcpFlow(dnp3Master, dnp3Outst), []seg{{false, req}, {true, resp}}, []uint32{0, 0}), wantAll)
+	// Split every 7 bytes, with each segment sent twice (retransmission).
+	var segs []seg
+	var seqs []uint32
+	for _, d := range []struct {
+		b  []byte
+		fs bool
+	}{{req, false}, {resp, true}} {
+		for i := 0; i < len(d.b); i += 7 {
+			e := min(i+7, len(d.b))
+			segs = append(segs, seg{d.fs, d.b[i:e]}, seg{d.fs, d.b[i:e]})
+			seqs = append(seqs, uint32(i), uint32(i))
+		}
+	}
+	check("split+retransmitted", dnp3Facts(NewDNP3(), tcpFlow(dnp3Master, dnp3Outst), segs, seqs), wantAll)
+	// Joined mid-way: the first bytes are the tail of a frame.
+	mid := []seg{{false, req[5:]}, {true, resp}}
+	got := dnp3Facts(NewDNP3(), tcpFlow(dnp3Master, dnp3Outst), mid, []uint32{5, 0})
+	check("mid-way", got, []string{"service=dnp3:direct-operate", "service=dnp3:cold-restart", "vendor=" + strings.Repeat("V", 100)})
+	if got["service=dnp3:read"] {
+		t.Error("mid-way: read the request whose start was not captured")
+	}
+	// A large segment (offloaded capture) holding many frames: the first
+	// is read too.
+	big := dnp3Frames(dnp3CtlMasterReq, 10, 1, 0, []byte{0xc0, 13})
+	for i := range 120 {
+		big = append(big, dnp3Frames(dnp3CtlMasterReq, 10, 1, byte(i+1), []byte{0xc0 | byte(i+1)&0x0f, 1, 60, 1, 0x06})...)
+	}
+	if got := dnp3Facts(NewDNP3(), tcpFlow(dnp3Master, dnp3Outst), []seg{{false, big}}, []uint32{0}); !got["service=dnp3:cold-restart"] || !got["service=dnp3:read"] {
+		t.Errorf("%d-byte segment: %v", len(big), got)
+	}
+	// A lost segment of the response's second transport segment: the
+	// fragment is dropped, not misread.
+	r2 := slices.Clone(resp)
+	lost := dnp3Facts(NewDNP3(), tcpFlow(dnp3Master, dnp3Outst), []seg{{true, r2[:292]}, {true, r2[300:]}}, []uint32{0, 300})
+	if lost["vendor="+strings.Repeat("V", 100)] {
+		t.Error("lost segment: read attributes from a broken fragment")
+	}
+}
+
+// TestDNP3UDP reads frames carried in UDP datagrams, through the pipeline.
+func TestDNP3UDP(t *testing.T) {
+	req, resp := dnp3Stream()
+	path := dnp3WriteUDP(t, netip.MustParseAddrPort("10.2.0.1:20000"), netip.MustParseAddrPort("10.2.0.2:20000"), [][]byte{req, resp})
+	got := map[string]bool{}
+	for _, o := range runFile(t, path, NewDNP3()) {
+		got[o.IP.String()+" "+o.Attr+"="+o.Value] = true
+	}
+	for _, w := range []string{"10.2.0.1 role=dnp3-master", "10.2.0.2 role=dnp3-outstation", "10.2.0.2 service=dnp3:cold-restart", "10.2.0.2 model=" + strings.Repeat("M", 128), "10.2.0.1 dnp3.address=1"} {
+		if !got[w] {
+			t.Errorf("missing %s in %v", w, keys(got))
+		}
+	}
+}
+
+// dnp3WriteUDP writes datagrams alternately from a and b.
+func dnp3WriteUDP(t *testing.T, a, b netip.AddrPort, dgs [][]byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "udp.pcap")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := pcapgo.NewWriter(f)
+	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+		t.Fatal(err)
+	}
+	ts := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, d := range dgs {
+		src, dst := a, b
+		if i%2 == 1 {
+			src, dst = b, a
+		}
+		eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, byte(i % 2)}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, byte(1 - i%2)}, EthernetType: layers.EthernetTypeIPv4}
+		ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: src.Addr().AsSlice(), DstIP: dst.Addr().AsSlice()}
+		udp := &layers.UDP{SrcPort: layers.UDPPort(src.Port()), DstPort: layers.UDPPort(dst.Port())}
+		if err := udp.SetNetworkLayerForChecksum(ip); err != nil {
+			t.Fatal(err)
+		}
+		buf := gopacket.NewSerializeBuffer()
+		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, udp, gopacket.Payload(d)); err != nil {
+			t.Fatal(err)
+		}
+		ts = ts.Add(time.Millisecond)
+		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(buf.Bytes()), Length: len(buf.Bytes())}, buf.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return path
+}
+
+// TestDNP3NotOnPort: other traffic on 20000 is not claimed.
+func TestDNP3NotOnPort(t *testing.T) {
+	d := NewDNP3()
+	bad := dnp3Frame(dnp3CtlMasterReq, 10, 1, []byte{0xc0, 0xc0, 1})
+	bad[8] ^= 1 // header CRC
+	for _, b := range [][]byte{[]byte("GET / HTTP/1.1\r\n\r\n"), {0x05, 0x64, 0x05}, bad} {
+		if d.Probe(pkt(tcpFlow(dnp3Master, dnp3Outst), flow.FromClient, 0, b)) {
+			t.Errorf("Probe(%x) = true", b)
+		}
+	}
+	if !d.Probe(pkt(tcpFlow(dnp3Master, dnp3Outst), flow.FromClient, 0, dnp3Frame(0xc9, 10, 1, nil))) {
+		t.Error("Probe rejected a request link status frame")
+	}
+}
+
+// TestDNP3Allocs: steady state allocates nothing per packet.
+func TestDNP3Allocs(t *testing.T) {
+	d := NewDNP3()
+	f := tcpFlow(dnp3Master, dnp3Outst)
+	sink := dissect.SinkFunc(func(dissect.Observation) {})
+	req := dnp3Frames(dnp3CtlMasterReq, 10, 1, 0, []byte{0xc0, 1, 60, 2, 0x06})
+	resp := dnp3Frames(dnp3CtlOutResp, 1, 10, 0, []byte{0xc0, 129, 0, 0, 30, 1, 0, 0, 0, 1, 0, 0})
+	pc, ps := pkt(f, flow.FromClient, 0, req), pkt(f, flow.FromServer, 0, resp)
+	step := func() {
+		d.Handle(pc, sink)
+		pc.TCPSeq += uint32(len(req))
+		d.Handle(ps, sink)
+		ps.TCPSeq += uint32(len(resp))
+	}
+	step()
+	if n := testing.AllocsPerRun(1000, step); n != 0 {
+		t.Errorf("Handle: %v allocations per 2 packets, want 0", n)
+	}
+}
+
+func dnp3Seeds() [][]byte {
+	req, resp := dnp3Stream()
+	return [][]byte{req, resp, dnp3Frame(0xc9, 10, 1, nil), dnp3Frames(dnp3CtlOutResp, 1, 10, 0, dnp3AttrResponse(0, 242, "1.0"))}
+}
+
+// FuzzDNP3 feeds arbitrary segments to Probe and Handle over TCP and UDP.
+func FuzzDNP3(f *testing.F) {
+	for _, s := range dnp3Seeds() {
+		f.Add(s, uint8(0), uint8(40))
+	}
+	f.Fuzz(func(t *testing.T, b []byte, mode, cut uint8) {
+		d := NewDNP3()
+		fl := tcpFlow(dnp3Master, dnp3Outst)
+		if mode&2 != 0 {
+			fl.Proto = capture.ProtoUDP
+		}
+		sink := dissect.SinkFunc(func(o dissect.Observation) {
+			if len(o.Value) > 4*maxText+64 {
+				t.Fatalf("unbounded value %q", o.Value)
+			}
+		})
+		c := min(int(cut), len(b))
+		for _, dir := range []flow.Dir{flow.Dir(mode & 1), flow.Dir(mode&1) ^ 1} {
+			p := pkt(fl, dir, 0, b[:c])
+			d.Probe(p)
+			d.Handle(p, sink)
+			d.Handle(pkt(fl, dir, uint32(c), b[c:]), sink)
+		}
+	})
+}
+
+// BenchmarkDNP3Handle measures a claimed flow's request and response.
+func BenchmarkDNP3Handle(b *testing.B) {
+	d := NewDNP3()
+	f := tcpFlow(dnp3Master, dnp3Outst)
+	sink := dissect.SinkFunc(func(dissect.Observation) {})
+	req := dnp3Frames(dnp3CtlMasterReq, 10, 1, 0, []byte{0xc0, 1, 60, 2, 0x06})
+	resp := dnp3Frames(dnp3CtlOutResp, 1, 10, 0, []byte{0xc0, 129, 0, 0, 30, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	pc, ps := pkt(f, flow.FromClient, 0, req), pkt(f, flow.FromServer, 0, resp)
+	b.ReportAllocs()
+	for b.Loop() {
+		d.Handle(pc, sink)
+		pc.TCPSeq += uint32(len(req))
+		d.Handle(ps, sink)
+		ps.TCPSeq += uint32(len(resp))
+	}
+}
