@@ -20,6 +20,9 @@ IMAGE       ?= $(OUT)/$(BOARD).img
 IMAGE_BYTES ?= 2147483648
 GOK         := $(GO) tool gok --parent_dir $(CURDIR)/gokrazy -i $(BOARD)
 IMAGE_APT   := e2fsprogs qemu-system-arm qemu-efi-aarch64
+# The release key: the image trusts its public half (/etc/sensor/release.pub)
+# and make release signs with it. Default: a development key made on first use.
+RELEASE_KEY ?= $(OUT)/release-dev.key
 # Version of what is built: a release tag, else 0.0.0-g<commit>.
 VERSION     ?= $(shell git describe --tags 2>/dev/null || echo 0.0.0-g$$(git rev-parse --short HEAD 2>/dev/null))
 
@@ -44,6 +47,9 @@ image: image-deps
 	@test -f gokrazy/$(BOARD)/config.json || { echo "no gokrazy instance config gokrazy/$(BOARD)/config.json"; exit 1; }
 	@mkdir -p $(dir $(IMAGE))
 	rm -f $(IMAGE)
+	@mkdir -p $(OUT)
+	@test -f $(RELEASE_KEY) || { echo "no RELEASE_KEY: making a development key $(RELEASE_KEY)"; $(GO) run ./cmd/release keygen -o $(RELEASE_KEY) >/dev/null; }
+	$(GO) run ./cmd/release pub -key $(RELEASE_KEY) > gokrazy/$(BOARD)/release.pub
 ifeq ($(BOARD),arm64)
 	@for c in sgdisk mkfs.vfat mcopy; do command -v $$c >/dev/null || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q gdisk dosfstools mtools; break; }; done
 	$(GOK) overwrite --boot $(IMAGE).boot.fat --root $(IMAGE).root.squashfs > $(IMAGE).log 2>&1 || \
@@ -73,7 +79,6 @@ boot-smoke: image-deps
 # with RELEASE_KEY into $(OUT)/release/. Without RELEASE_KEY a development
 # key is made in $(OUT)/release-dev.key: sensors built with the real public
 # key refuse what it signs.
-RELEASE_KEY ?= $(OUT)/release-dev.key
 RELEASE_URL ?= https://updates.invalid/sensor/
 BOARD_PROFILE_arm64 := arm64-efi
 BOARD_PROFILE_rpi4  := rpi4
@@ -89,3 +94,12 @@ release:
 	$(GO) run ./cmd/release sign -key $(RELEASE_KEY) -board $(BOARD_PROFILE_$(BOARD)) -version $(VERSION) \
 		-root $(OUT)/release/$(BOARD)/root.squashfs -boot vmlinuz=$(OUT)/release/$(BOARD)/vmlinuz \
 		-url $(RELEASE_URL) -o $(OUT)/release
+
+# e2e-update builds an image at 1.0.0 and an update to 1.1.0 signed with the
+# same key, boots the image in qemu and lets the cloud (the test) order the
+# update, a broken update and a forged one.
+.PHONY: e2e-update
+e2e-update: image-deps
+	$(MAKE) image BOARD=arm64 IMAGE=$(OUT)/arm64.img IMAGE_VERSION=1.0.0
+	$(MAKE) release BOARD=arm64 VERSION=1.1.0
+	$(GO) test -tags e2e -count=1 -v -timeout 30m ./e2e -run TestUpdate -image $(abspath $(OUT)/arm64.img)

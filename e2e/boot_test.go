@@ -84,6 +84,20 @@ func freePort(t *testing.T) int {
 // network standing in for the mirror port.
 func boot(t *testing.T, img string) *vm {
 	t.Helper()
+	return bootWith(t, img, bootOpts{})
+}
+
+// bootOpts changes how boot runs the image.
+type bootOpts struct {
+	// persistent writes to img itself (the caller passes a copy), so
+	// reboots inside the run, and later runs, see what the box wrote.
+	persistent bool
+	// watchdog gives the guest an i6300esb watchdog that resets it.
+	watchdog bool
+}
+
+func bootWith(t *testing.T, img string, o bootOpts) *vm {
+	t.Helper()
 	dir := t.TempDir()
 	vars := filepath.Join(dir, "vars.fd")
 	b, err := os.ReadFile(firmwareVars)
@@ -103,13 +117,16 @@ func boot(t *testing.T, img string) *vm {
 		"-nographic", "-monitor", "none",
 		"-drive", "if=pflash,format=raw,readonly=on,file=" + firmwareCode,
 		"-drive", "if=pflash,format=raw,file=" + vars,
-		"-drive", "file=" + img + ",format=raw,if=none,id=disk,snapshot=on",
+		"-drive", "file=" + img + ",format=raw,if=none,id=disk,snapshot=" + map[bool]string{true: "off", false: "on"}[o.persistent],
 		"-device", "virtio-blk-pci,drive=disk",
 		"-netdev", fmt.Sprintf("user,id=mgmt,hostfwd=tcp:%s-:80", v.httpAddr),
 		"-device", "virtio-net-pci,netdev=mgmt",
 		"-netdev", "user,id=sniff,restrict=on",
 		"-device", "virtio-net-pci,netdev=sniff",
 		"-serial", "file:" + v.serialLog,
+	}
+	if o.watchdog {
+		args = append(args, "-device", "i6300esb", "-watchdog-action", "reset")
 	}
 	v.cmd = exec.Command("qemu-system-aarch64", args...)
 	var stderr bytes.Buffer

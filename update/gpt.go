@@ -91,6 +91,11 @@ func FindLayout(cmdline, sysBlock, devDir string) (Layout, error) {
 		if strings.HasPrefix(name, "loop") || strings.HasPrefix(name, "ram") {
 			continue
 		}
+		// Devices without media (an unconnected nbd, an empty card
+		// reader) have size 0; reading them may block.
+		if b, err := os.ReadFile(filepath.Join(sysBlock, name, "size")); err != nil || strings.TrimSpace(string(b)) == "0" {
+			continue
+		}
 		f, err := os.Open(filepath.Join(devDir, name))
 		if err != nil {
 			continue

@@ -17,6 +17,9 @@ func TestFindLayout(t *testing.T) {
 	sys, dev := filepath.Join(dir, "sys"), filepath.Join(dir, "dev")
 	os.MkdirAll(filepath.Join(sys, "vdb"), 0o755)
 	os.MkdirAll(filepath.Join(sys, "loop0"), 0o755)
+	os.WriteFile(filepath.Join(sys, "vdb", "size"), []byte("131072\n"), 0o644)
+	os.MkdirAll(filepath.Join(sys, "nbd0"), 0o755)
+	os.WriteFile(filepath.Join(sys, "nbd0", "size"), []byte("0\n"), 0o644)
 	os.MkdirAll(dev, 0o755)
 	img := filepath.Join(dev, "vdb")
 	if err := os.WriteFile(img, nil, 0o644); err != nil {

@@ -38,6 +38,8 @@ func main() {
 		err = keygen(os.Args[2:])
 	case "sign":
 		err = sign(os.Args[2:])
+	case "pub":
+		err = pubkey(os.Args[2:])
 	case "disk":
 		err = disk(os.Args[2:])
 	case "verify":
@@ -52,7 +54,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: release keygen|sign|disk|verify [flags] (release CMD -h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: release keygen|pub|sign|disk|verify [flags] (release CMD -h for flags)")
 	os.Exit(2)
 }
 
@@ -77,6 +79,20 @@ func keygen(args []string) error {
 	}
 	pub := ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)
 	fmt.Println(hex.EncodeToString(pub))
+	return nil
+}
+
+// pubkey prints the public half of a release key, hex: what the image
+// carries in /etc/sensor/release.pub.
+func pubkey(args []string) error {
+	fs := flag.NewFlagSet("pub", flag.ExitOnError)
+	keyFile := fs.String("key", "release.key", "release key file")
+	fs.Parse(args)
+	key, err := readKey(*keyFile)
+	if err != nil {
+		return err
+	}
+	fmt.Println(hex.EncodeToString(key.Public().(ed25519.PublicKey)))
 	return nil
 }
 

@@ -1,0 +1,463 @@
+// Command updater runs on the appliance and installs the software updates
+// the cloud orders, on the inactive A/B slot, with a one-shot trial boot
+// that commits only once the new version proved healthy.
+//
+// At start it settles a pending trial: on the trial slot it waits for the
+// sensor service to run without restarts and with its capture open, then
+// commits; otherwise it reboots, and the firmware starts the committed slot
+// again. Then it polls the manifest URL and installs what it names.
+//
+//	updater -manifest https://cloud.example/sensors/ID/update -report https://cloud.example/sensors/ID/update-report
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/passivesensor/sensor/board"
+	"github.com/passivesensor/sensor/settings"
+	"github.com/passivesensor/sensor/update"
+)
+
+// releaseKey is the release public key, hex, set at build time
+// (-ldflags "-X main.releaseKey=..."); -key overrides it.
+var releaseKey string
+
+const espMount = "/run/sensor-esp"
+
+func main() {
+	var (
+		manifestURL  = flag.String("manifest", "", "URL of this box's update manifest (default: CLOUD/v1/update/manifest, CLOUD from the settings)")
+		reportURL    = flag.String("report", "", "URL each update step is POSTed to as JSON (default: CLOUD/v1/update/report)")
+		stateDir     = flag.String("state", "/perm/update", "directory for the updater's state and the staging download")
+		settingsDir  = flag.String("settings", "/perm/sensor", "directory of the box's settings (proxy)")
+		caFile       = flag.String("ca", "", "extra CA certificate (PEM) trusted for the cloud")
+		keyHex       = flag.String("key", "", "release public key, hex (default: the one built in, else -key-file)")
+		keyFile      = flag.String("key-file", "/etc/sensor/release.pub", "file holding the release public key, hex (placed in the image by make image)")
+		interval     = flag.Duration("interval", 10*time.Minute, "how often to ask for a manifest")
+		healthBound  = flag.Duration("health-bound", 3*time.Minute, "how long a trial has to prove healthy")
+		healthWindow = flag.Duration("health-window", 30*time.Second, "how long the sensor must run without a restart")
+		service      = flag.String("service", "/user/sensor", "the service whose health decides a trial")
+	)
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	log.Info("updater starting", "state", *stateDir)
+	if err := run(log, config{
+		manifestURL: *manifestURL, reportURL: *reportURL, stateDir: *stateDir, settingsDir: *settingsDir,
+		caFile: *caFile, keyHex: *keyHex, keyFile: *keyFile, interval: *interval, healthBound: *healthBound,
+		healthWindow: *healthWindow, service: *service,
+	}); err != nil {
+		log.Error("updater stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	manifestURL, reportURL, stateDir, settingsDir, caFile, keyHex, keyFile string
+	interval, healthBound, healthWindow                                    time.Duration
+	service                                                                string
+}
+
+func run(log *slog.Logger, c config) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if c.keyHex == "" {
+		c.keyHex = releaseKey
+	}
+	if c.keyHex == "" && c.keyFile != "" {
+		b, err := os.ReadFile(c.keyFile)
+		if err != nil {
+			return fmt.Errorf("release key: %w", err)
+		}
+		c.keyHex = strings.TrimSpace(string(b))
+	}
+	pub, err := hex.DecodeString(c.keyHex)
+	if err != nil || len(pub) != ed25519.PublicKeySize {
+		return fmt.Errorf("no valid release key built in or given with -key (want %d bytes of hex)", ed25519.PublicKeySize)
+	}
+	prof, err := board.Detect()
+	if err != nil {
+		return err
+	}
+	cmdline, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return err
+	}
+	layout, err := update.FindLayout(string(cmdline), "/sys/block", "/dev")
+	if err != nil {
+		return err
+	}
+	if err := mountSystem(layout); err != nil {
+		return err
+	}
+	boot := &update.SystemdBoot{ESP: update.DirFS{Dir: espMount}, Vars: update.Efivars{}, PartUUID: strings.ToLower(layout.BootUUID)}
+	booted, err := boot.Booted()
+	if err != nil {
+		// Firmware without the Boot Loader Interface: trust root=.
+		log.Warn("no LoaderEntrySelected; using the kernel command line", "err", err)
+		booted = layout.Booted
+	}
+	running, options, err := entryOf(espMount, booted)
+	if err != nil {
+		return err
+	}
+	boot.Options = options
+	client, err := httpClient(c.settingsDir, c.caFile)
+	if err != nil {
+		return err
+	}
+	in := &update.Installer{
+		Key: pub, Board: prof.Name, Running: running, Boot: boot, ESP: boot.ESP,
+		Root: func(s update.Slot) (update.Device, error) {
+			return openDevice(layout.RootDev(s))
+		},
+		Fetch:    &update.Fetcher{Client: client, Dir: filepath.Join(c.stateDir, "staging")},
+		StateDir: c.stateDir,
+		Report: func(s update.Step) {
+			log.Info("update", "version", s.Version, "phase", s.Phase, "slot", s.Slot, "detail", s.Detail)
+			_, reportURL := cloudURLs(c, prof.Name, running)
+			report(ctx, client, reportURL, running, s)
+		},
+	}
+	log.Info("updater", "board", prof.Name, "running", running, "slot", booted, "disk", layout.Disk)
+
+	gk := gokrazyClient()
+	err = in.AfterBoot(ctx, c.healthBound, func(ctx context.Context) error {
+		return healthy(ctx, gk, c.service, c.healthWindow)
+	})
+	if errors.Is(err, update.ErrRollback) {
+		log.Error("trial unhealthy: rebooting into the committed version")
+		return rebootBox(gk)
+	}
+	if err != nil {
+		log.Error("settling the trial", "err", err)
+	}
+	for {
+		manifestURL, _ := cloudURLs(c, prof.Name, running)
+		if manifestURL == "" {
+			log.Debug("no cloud URL in the settings yet")
+		} else if m, err := fetchManifest(ctx, client, manifestURL); err != nil {
+			log.Warn("manifest", "err", err)
+		} else if m != nil && wanted(in, running, *m) {
+			if err := in.Install(ctx, *m); err != nil {
+				log.Error("install", "version", m.Version, "err", err)
+			} else {
+				log.Info("installed; rebooting into the trial", "version", m.Version)
+				return rebootBox(gk)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(c.interval):
+		}
+	}
+}
+
+// cloudURLs gives the manifest and report URLs: the flags, else the
+// cloud's update endpoints under the cloud URL in the settings, which a
+// technician may set at any time.
+func cloudURLs(c config, boardName, running string) (manifest, report string) {
+	if c.manifestURL != "" {
+		return c.manifestURL, c.reportURL
+	}
+	s, _, err := settings.Load(filepath.Join(c.settingsDir, "settings.json"))
+	if err != nil || s.CloudURL == "" {
+		return "", ""
+	}
+	base := strings.TrimSuffix(s.CloudURL, "/")
+	return base + "/v1/update/manifest?" + url.Values{"board": {boardName}, "version": {running}}.Encode(),
+		base + "/v1/update/report"
+}
+
+// wanted says whether m is worth an attempt: not the running version, and
+// not the version whose last attempt failed (until the cloud signs a new
+// manifest for it).
+func wanted(in *update.Installer, running string, m update.Manifest) bool {
+	if m.Version == running {
+		return false
+	}
+	st, _ := in.LoadState()
+	if st.Version == m.Version && (st.Phase == update.PhaseFailed || st.Phase == update.PhaseRolledBack) {
+		b, _ := os.ReadFile(filepath.Join(in.StateDir, "failed-signature"))
+		if string(b) == m.Signature {
+			return false
+		}
+	}
+	os.WriteFile(filepath.Join(in.StateDir, "failed-signature"), []byte(m.Signature), 0o644)
+	return true
+}
+
+// mountSystem mounts efivarfs (the boot loader's variables) and the boot
+// partition read-write where the updater writes slot entries and kernels.
+func mountSystem(l update.Layout) error {
+	if _, err := os.Stat("/sys/firmware/efi/efivars"); err == nil {
+		if err := unix.Mount("efivarfs", "/sys/firmware/efi/efivars", "efivarfs", 0, ""); err != nil && !errors.Is(err, unix.EBUSY) {
+			return fmt.Errorf("mount efivarfs: %w", err)
+		}
+	}
+	if err := os.MkdirAll(espMount, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount(l.Dev(l.BootPart), espMount, "vfat", unix.MS_NOEXEC|unix.MS_NOSUID|unix.MS_NODEV, "flush"); err != nil && !errors.Is(err, unix.EBUSY) {
+		return fmt.Errorf("mount boot partition %s: %w", l.Dev(l.BootPart), err)
+	}
+	return nil
+}
+
+// entryOf reads the running slot's entry: its version and kernel options
+// without root=.
+func entryOf(esp string, s update.Slot) (version, options string, err error) {
+	b, err := os.ReadFile(filepath.Join(esp, "loader", "entries", update.EntryName(s)))
+	if err != nil {
+		return "", "", fmt.Errorf("the running slot's boot entry: %w", err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(l, " ")
+		switch k {
+		case "version":
+			version = v
+		case "options":
+			var keep []string
+			for _, f := range strings.Fields(v) {
+				if !strings.HasPrefix(f, "root=") {
+					keep = append(keep, f)
+				}
+			}
+			options = strings.Join(keep, " ")
+		}
+	}
+	if version == "" {
+		return "", "", fmt.Errorf("boot entry %s has no version line", update.EntryName(s))
+	}
+	return version, options, nil
+}
+
+func openDevice(path string) (update.Device, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return update.FileDevice{F: f, Len: size}, nil
+}
+
+// httpClient trusts the system roots plus caFile and goes through the
+// proxy the settings name.
+func httpClient(settingsDir, caFile string) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if errors.Is(err, os.ErrNotExist) {
+			pem = nil // no extra CA on this box: system roots only
+		} else if err != nil {
+			return nil, err
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if pem != nil && !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+	}
+	s, _, err := settings.Load(filepath.Join(settingsDir, "settings.json"))
+	if err == nil && s.Proxy.Address != "" {
+		u := &url.URL{Scheme: "http", Host: s.Proxy.Address}
+		if s.Proxy.User != "" {
+			u.User = url.UserPassword(s.Proxy.User, string(s.Proxy.Password))
+		}
+		tr.Proxy = http.ProxyURL(u)
+	}
+	return &http.Client{Transport: tr}, nil
+}
+
+func fetchManifest(ctx context.Context, c *http.Client, u string) (*update.Manifest, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotFound {
+		return nil, nil // nothing ordered
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	var m update.Manifest
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&m); err != nil {
+		return nil, fmt.Errorf("manifest from %s: %w", u, err)
+	}
+	return &m, nil
+}
+
+// report POSTs a step to the cloud; failures are only logged by the caller.
+func report(ctx context.Context, c *http.Client, u, running string, s update.Step) {
+	if u == "" {
+		return
+	}
+	b, _ := json.Marshal(map[string]string{"running": running, "version": s.Version, "phase": s.Phase, "slot": s.Slot, "detail": s.Detail})
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
+	if err != nil {
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := c.Do(req); err == nil {
+		resp.Body.Close()
+	}
+}
+
+// gokrazy is gokrazy's HTTP API on its unix socket, authenticated with the
+// password init read from gokr-pw.txt.
+type gokrazy struct {
+	c  *http.Client
+	pw string
+}
+
+func gokrazyClient() gokrazy {
+	var pw string
+	for _, p := range []string{"/etc/gokr-pw.txt", "/perm/gokr-pw.txt"} {
+		if b, err := os.ReadFile(p); err == nil {
+			pw = strings.TrimSpace(string(b))
+			break
+		}
+	}
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", "/run/gokrazy-http.sock")
+	}}
+	return gokrazy{&http.Client{Transport: tr, Timeout: 30 * time.Second}, pw}
+}
+
+func (g gokrazy) do(method, path string) ([]byte, error) {
+	req, err := http.NewRequest(method, "http://gokrazy"+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if g.pw != "" {
+		req.SetBasicAuth("gokrazy", g.pw)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := g.c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, b)
+	}
+	return b, err
+}
+
+// serviceStatus is what gokrazy's /status?path= answers as JSON.
+type serviceStatus struct {
+	Stopped   bool
+	StartTime time.Time
+	Pid       int
+}
+
+// healthy waits until the service runs, holds a packet socket (its capture
+// is open), and keeps the same process for window: no restart.
+func healthy(ctx context.Context, g gokrazy, service string, window time.Duration) error {
+	var first serviceStatus
+	var since time.Time
+	last := errors.New("not checked yet")
+	for {
+		b, err := g.do(http.MethodGet, "/status?path="+url.QueryEscape(service))
+		var st serviceStatus
+		if err == nil {
+			err = json.Unmarshal(b, &st)
+		}
+		switch {
+		case err != nil:
+			last = err
+		case st.Stopped || st.Pid == 0:
+			last = fmt.Errorf("%s is not running", service)
+			since = time.Time{}
+		case !capturing(st.Pid):
+			last = fmt.Errorf("%s (pid %d) has no capture open", service, st.Pid)
+			since = time.Time{}
+		case since.IsZero() || st.Pid != first.Pid || !st.StartTime.Equal(first.StartTime):
+			if !since.IsZero() {
+				last = fmt.Errorf("%s restarted (pid %d, then %d)", service, first.Pid, st.Pid)
+			}
+			first, since = st, time.Now()
+		case time.Since(since) >= window:
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not healthy within the bound: %w", last)
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// capturing reports whether process pid holds an AF_PACKET socket.
+func capturing(pid int) bool {
+	tab, err := os.ReadFile("/proc/net/packet")
+	if err != nil {
+		return false
+	}
+	inodes := map[string]bool{}
+	for i, l := range strings.Split(string(tab), "\n") {
+		f := strings.Fields(l)
+		if i == 0 || len(f) == 0 {
+			continue
+		}
+		inodes[f[len(f)-1]] = true
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return false
+	}
+	for _, fd := range fds {
+		t, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if err == nil && strings.HasPrefix(t, "socket:[") && inodes[strings.TrimSuffix(strings.TrimPrefix(t, "socket:["), "]")] {
+			return true
+		}
+	}
+	return false
+}
+
+// rebootBox asks gokrazy to stop the services, unmount /perm and reboot;
+// when that fails, it syncs and reboots itself.
+func rebootBox(g gokrazy) error {
+	if _, err := g.do(http.MethodPost, "/reboot"); err == nil {
+		time.Sleep(time.Minute)
+	}
+	unix.Sync()
+	return unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
+}
