@@ -164,7 +164,8 @@ func toyoHeader(b []byte) (int, bool) {
 // it. It learns the PLC (role, class plc, vendor JTEKT) and its clients,
 // the commands each client sends (dissect.AttrService, Peer the client)
 // with a flag for writes, the relay paths the PLC forwards commands
-// along, the CPU status it reports (run/stop, PC10/PC3 mode, failures)
+// along (a relayed command is reported on the relaying PLC, the only one
+// on the wire), the CPU status it reports (run/stop, PC10/PC3 mode, failures)
 // and error responses. The computer link carries no model, firmware or
 // name: the PLC is reported by its role and state.
 type Toyopuc struct{}
