@@ -282,6 +282,9 @@ func (s *Sensor) RunLive(ctx context.Context, srcs []capture.Source, interval ti
 				}
 			}
 			report(s.Report())
+			// Assets not seen for the inventory's MaxAge leave it once
+			// this report has shown them one last time.
+			s.Inv.Age(time.Now())
 			t.Reset(next())
 		}
 	}
