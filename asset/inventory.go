@@ -243,8 +243,13 @@ type Inventory struct {
 	// MaxRecords bounds the IP records and the MAC records (each); new
 	// ones beyond it are dropped and counted. Set before use.
 	MaxRecords int
-	dropped    uint64
-	tcpCache   map[string]tcpCached // p0f matches of TCP signatures
+	// MaxAge is how long an asset not seen is kept; Age removes older
+	// ones. Zero keeps them all. Set before use.
+	MaxAge   time.Duration
+	dropped  uint64
+	aged     uint64               // assets removed by Age
+	evicted  uint64               // assets removed to make room under MaxRecords
+	tcpCache map[string]tcpCached // p0f matches of TCP signatures
 }
 
 // NewInventory returns an empty inventory judging addresses by c. Invalid
@@ -261,6 +266,7 @@ func NewInventory(c Classes) *Inventory {
 		resolved:   map[netip.Addr]string{},
 		groups:     map[string]*pseudo{},
 		MaxRecords: DefaultMaxRecords,
+		MaxAge:     DefaultMaxAge,
 	}
 }
 
@@ -294,7 +300,9 @@ func compileLenient(c Classes) *classifier {
 	return cl
 }
 
-// Dropped returns how many records were not created because of MaxRecords.
+// Dropped returns how many records were not created because of MaxRecords
+// (room is made by evicting the least recently seen assets first, see
+// Evicted, so this counts only what eviction could not make room for).
 func (inv *Inventory) Dropped() uint64 {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
@@ -545,6 +553,7 @@ func eui64(ip netip.Addr, mac capture.MAC) bool {
 func (inv *Inventory) Observe(o dissect.Observation) {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
+	inv.makeRoom()
 	mac := o.MAC
 	if inv.cl.exMACs[mac] {
 		return
@@ -702,6 +711,7 @@ func (inv *Inventory) AddFlow(f *flow.Flow) {
 	}
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
+	inv.makeRoom()
 	inv.side(f.Client.Addr(), f.ClientMAC, f, false)
 	inv.side(f.Server.Addr(), f.ServerMAC, f, true)
 }

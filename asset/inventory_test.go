@@ -407,8 +407,8 @@ func TestBounds(t *testing.T) {
 	if n := len(inv.Assets()); n > 2*50 {
 		t.Errorf("%d assets with MaxRecords 50", n)
 	}
-	if inv.Dropped() == 0 {
-		t.Error("no drops counted")
+	if inv.Evicted() == 0 {
+		t.Error("no evictions counted")
 	}
 }
 

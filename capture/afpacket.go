@@ -246,6 +246,8 @@ type afpacketSource struct {
 	left    int  // frames of blk not yet handed out
 	off     int  // ring offset of the next frame of blk
 
+	idle atomic.Int64 // idle timeout in nanoseconds; 0: none
+
 	closed    atomic.Bool
 	closeOnce sync.Once
 	// readMu is held by Next while it reads the ring, and by Close while it
@@ -264,10 +266,17 @@ func (s *afpacketSource) blockStatus(blk int) *uint32 {
 	return (*uint32)(unsafe.Pointer(&s.ring[blk*s.blockSize+tpBlockStatusOff]))
 }
 
-// Next returns the next frame. It returns io.EOF once the source is closed.
+// SetIdleTimeout makes Next return ErrIdle when no frame came for d; d <= 0
+// waits for a frame or Close.
+func (s *afpacketSource) SetIdleTimeout(d time.Duration) { s.idle.Store(int64(max(d, 0))) }
+
+// Next returns the next frame. It returns io.EOF once the source is closed,
+// and ErrIdle when an idle timeout is set and no frame came within it.
 func (s *afpacketSource) Next() (Frame, error) {
 	s.readMu.Lock()
 	defer s.readMu.Unlock()
+	idle := time.Duration(s.idle.Load())
+	var deadline time.Time // set when Next first has to wait
 	for {
 		if s.closed.Load() {
 			return Frame{}, io.EOF
@@ -292,8 +301,20 @@ func (s *afpacketSource) Next() (Frame, error) {
 			s.off = base + int(*(*uint32)(unsafe.Pointer(&s.ring[base+tpFirstPktOff])))
 			continue
 		}
+		timeout := -1
+		if idle > 0 {
+			now := time.Now()
+			if deadline.IsZero() {
+				deadline = now.Add(idle)
+			}
+			left := deadline.Sub(now)
+			if left <= 0 {
+				return Frame{}, ErrIdle
+			}
+			timeout = int((left + time.Millisecond - 1) / time.Millisecond)
+		}
 		s.pfd[0].Revents, s.pfd[1].Revents = 0, 0
-		_, err := unix.Poll(s.pfd[:], -1)
+		_, err := unix.Poll(s.pfd[:], timeout)
 		if err == unix.EINTR {
 			continue
 		}

@@ -7,6 +7,7 @@
 package capture
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"time"
@@ -49,6 +50,21 @@ type Source interface {
 	// Stats returns the counters kept so far.
 	Stats() Stats
 	Close() error
+}
+
+// ErrIdle is returned by Next of a live source whose idle timeout is set
+// (see IdleSource) when no frame arrived within it. It is not an end: the
+// source stays open and the next Next waits again. A run loop uses it to do
+// its periodic work (flow expiry, report flushes) on a quiet link.
+var ErrIdle = errors.New("capture: no frame within the idle timeout")
+
+// IdleSource is a live source whose Next can give up waiting: after
+// SetIdleTimeout(d) with d > 0, Next returns ErrIdle when no frame came for
+// d (the raw socket: between d/2 and d). Zero, the default, waits for a
+// frame or Close. Set it from the goroutine that reads, or before reading.
+type IdleSource interface {
+	Source
+	SetIdleTimeout(d time.Duration)
 }
 
 // Stats are the counters a source and the decoder keep.

@@ -19,6 +19,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+	"golang.org/x/sys/unix"
 )
 
 // Captures replayed in the live tests: small, Ethernet, no VLAN tags.
@@ -659,7 +660,13 @@ func TestLiveKernelDrops(t *testing.T) {
 			return err
 		}
 		srcs = []Source{af[0], raw}
-		return nil
+		// A small receive buffer, as the ring is small: OpenRaw's own
+		// holds the whole file.
+		var serr error
+		raw.(*rawSource).rc.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 1<<16)
+		})
+		return serr
 	})
 	if err != nil {
 		t.Fatal(err)

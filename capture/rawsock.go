@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"sync"
@@ -17,6 +18,13 @@ import (
 	"github.com/mdlayher/packet"
 	"golang.org/x/sys/unix"
 )
+
+// rawRcvBuf is the socket receive buffer OpenRaw asks for: the frames that
+// wait while the reader is busy. The kernel counts each frame at its buffer's
+// true size (a 60-byte frame takes about 1 kB), so the default of about
+// 200 kB holds only a few hundred frames, a few tens of milliseconds of a
+// busy link.
+const rawRcvBuf = 8 << 20
 
 // rawSnapLen is the largest frame OpenRaw captures whole (jumbo frames fit).
 const rawSnapLen = 9216
@@ -75,6 +83,17 @@ func OpenRaw(iface string) (Source, error) {
 	if err != nil {
 		return fail("enabling PACKET_AUXDATA and SO_TIMESTAMPNS", err)
 	}
+	// As root SO_RCVBUFFORCE passes the rmem_max bound; SO_RCVBUF is
+	// capped by it.
+	s.rc.Control(func(fd uintptr) {
+		if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rawRcvBuf); serr != nil {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, rawRcvBuf)
+		}
+	})
+	if serr != nil {
+		slog.Warn("capture: raw socket keeps its default receive buffer; bursts may be dropped (and counted)",
+			"interface", iface, "want", rawRcvBuf, "err", serr)
+	}
 	// Forget what arrived before the socket was set up, and clear the
 	// counters.
 	s.conn.Stats()
@@ -98,6 +117,9 @@ type rawSource struct {
 	// Result of the last recv.
 	n     int
 	errno syscall.Errno
+
+	idle     atomic.Int64 // idle timeout in nanoseconds; 0: none
+	deadline time.Time    // read deadline in force; zero: none
 
 	closed atomic.Bool
 	frames atomic.Uint64
@@ -133,15 +155,36 @@ func (s *rawSource) drain() {
 	})
 }
 
-// Next returns the next frame. It returns io.EOF once the source is closed.
+// SetIdleTimeout makes Next return ErrIdle when no frame came for d (the
+// read deadline moves on only every d/2, so between d/2 and d); d <= 0 waits
+// for a frame or Close.
+func (s *rawSource) SetIdleTimeout(d time.Duration) { s.idle.Store(int64(max(d, 0))) }
+
+// Next returns the next frame. It returns io.EOF once the source is closed,
+// and ErrIdle when an idle timeout is set and no frame came within it.
 func (s *rawSource) Next() (Frame, error) {
 	for {
 		if s.closed.Load() {
 			return Frame{}, io.EOF
 		}
+		// Moving the deadline costs a timer update: do it only when the
+		// one in force is less than half the timeout away.
+		if idle := time.Duration(s.idle.Load()); idle > 0 {
+			if now := time.Now(); s.deadline.Sub(now) < idle/2 {
+				s.deadline = now.Add(idle)
+				s.conn.SetReadDeadline(s.deadline)
+			}
+		} else if !s.deadline.IsZero() {
+			s.deadline = time.Time{}
+			s.conn.SetReadDeadline(s.deadline)
+		}
 		if err := s.rc.Read(s.recvFn); err != nil {
 			if s.closed.Load() || errors.Is(err, os.ErrClosed) {
 				return Frame{}, io.EOF
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				s.deadline = time.Time{} // set anew by the next Next
+				return Frame{}, ErrIdle
 			}
 			return Frame{}, fmt.Errorf("capture: reading raw socket on %q: %w", s.name, err)
 		}
@@ -240,3 +283,8 @@ func (s *rawSource) Close() error {
 	}
 	return nil
 }
+
+var (
+	_ IdleSource = (*rawSource)(nil)
+	_ IdleSource = (*afpacketSource)(nil)
+)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/passivesensor/sensor/asset"
@@ -27,10 +28,26 @@ type Sensor struct {
 	// applies without a restart.
 	Interval func() time.Duration
 
+	// Tick is how long a live worker waits for a frame before it does its
+	// periodic work anyway (flow expiry, handing flows to a report), so a
+	// quiet link delays nothing. Zero means DefaultTick.
+	Tick time.Duration
+
+	// Drain bounds how long a live run, once told to stop, keeps reading
+	// what the kernel already queued before it closes the sources. Zero
+	// means DefaultDrain.
+	Drain time.Duration
+
 	mu      sync.Mutex
 	stats   capture.Stats
 	workers []*worker
 }
+
+// Defaults of Sensor's live timings.
+const (
+	DefaultTick  = 500 * time.Millisecond
+	DefaultDrain = 2 * time.Second
+)
 
 // New returns a sensor classifying addresses by classes.
 func New(classes asset.Classes) *Sensor {
@@ -96,6 +113,15 @@ func (w *worker) handle(fr capture.Frame) {
 	}
 }
 
+// idle does the periodic work of a worker whose source had no frame for a
+// tick: the flow expiry that frames would otherwise drive.
+func (w *worker) idle(now time.Time) {
+	if now.Sub(w.expired) >= time.Second {
+		w.flows.Expire(now)
+		w.expired = now
+	}
+}
+
 // finish hands every flow still in the table to the inventory and the
 // traffic summary.
 func (w *worker) finish() {
@@ -132,15 +158,33 @@ func (s *Sensor) RunFile(src capture.Source) error {
 }
 
 // RunLive runs one worker per source until ctx ends, calling report every
-// interval and once at the end.
+// interval and once at the end. A source that is an IdleSource wakes its
+// worker every Tick on a quiet link, so flows reach the report that follows
+// their last frame. When ctx ends the workers first read what is already
+// queued (until their source is idle, at most Drain), then the sources are
+// closed: frames the kernel took are handed out, not thrown away.
 func (s *Sensor) RunLive(ctx context.Context, srcs []capture.Source, interval time.Duration, report func(Report)) error {
+	tick, drain := s.Tick, s.Drain
+	if tick <= 0 {
+		tick = DefaultTick
+	}
+	if drain <= 0 {
+		drain = DefaultDrain
+	}
 	var wg sync.WaitGroup
+	var draining atomic.Bool
 	errs := make(chan error, len(srcs))
 	flush := make([]chan chan struct{}, len(srcs))
+	idlers := 0
 	for i, src := range srcs {
 		w := s.newWorker(src)
 		s.workers = append(s.workers, w)
 		flush[i] = make(chan chan struct{}, 1)
+		is, canIdle := src.(capture.IdleSource)
+		if canIdle {
+			is.SetIdleTimeout(tick)
+			idlers++
+		}
 		wg.Add(1)
 		go func(w *worker, flush chan chan struct{}) {
 			defer wg.Done()
@@ -152,6 +196,14 @@ func (s *Sensor) RunLive(ctx context.Context, srcs []capture.Source, interval ti
 				default:
 				}
 				fr, err := w.src.Next()
+				if errors.Is(err, capture.ErrIdle) {
+					if draining.Load() {
+						w.finish() // nothing left in the kernel's queue
+						return
+					}
+					w.idle(time.Now())
+					continue
+				}
 				if errors.Is(err, io.EOF) {
 					w.finish()
 					return
@@ -164,6 +216,28 @@ func (s *Sensor) RunLive(ctx context.Context, srcs []capture.Source, interval ti
 				w.handle(fr)
 			}
 		}(w, flush[i])
+	}
+	stop := func(drainFirst bool) {
+		if drainFirst && idlers > 0 {
+			draining.Store(true)
+			done := make(chan struct{})
+			go func() { wg.Wait(); close(done) }()
+			// Sources that cannot idle are closed at once; the others
+			// end by themselves once idle, or when the drain time is up.
+			for _, src := range srcs {
+				if _, ok := src.(capture.IdleSource); !ok {
+					src.Close()
+				}
+			}
+			select {
+			case <-done:
+			case <-time.After(drain):
+			}
+		}
+		for _, src := range srcs {
+			src.Close()
+		}
+		wg.Wait()
 	}
 	next := func() time.Duration {
 		if s.Interval != nil {
@@ -178,17 +252,11 @@ func (s *Sensor) RunLive(ctx context.Context, srcs []capture.Source, interval ti
 	for {
 		select {
 		case <-ctx.Done():
-			for _, src := range srcs {
-				src.Close()
-			}
-			wg.Wait()
+			stop(true)
 			report(s.Report())
 			return nil
 		case err := <-errs:
-			for _, src := range srcs {
-				src.Close()
-			}
-			wg.Wait()
+			stop(false)
 			report(s.Report())
 			return err
 		case <-t.C:
@@ -203,9 +271,9 @@ func (s *Sensor) RunLive(ctx context.Context, srcs []capture.Source, interval ti
 				default: // the last request is still pending
 				}
 			}
-			// A worker blocked on an idle link hands its flows over when
-			// its next frame arrives; the report does not wait for it.
-			wait := time.After(2 * time.Second)
+			// A worker on a quiet link wakes within a tick; one stuck on
+			// a slow frame is not waited for past a few ticks.
+			wait := time.After(4*tick + time.Second)
 			for _, d := range dones {
 				select {
 				case <-d:
@@ -214,6 +282,9 @@ func (s *Sensor) RunLive(ctx context.Context, srcs []capture.Source, interval ti
 				}
 			}
 			report(s.Report())
+			// Assets not seen for the inventory's MaxAge leave it once
+			// this report has shown them one last time.
+			s.Inv.Age(time.Now())
 			t.Reset(next())
 		}
 	}
