@@ -77,9 +77,12 @@ var roleClasses = map[string]classVote{
 	"proconos-client":   {dissect.ClassEngineering, 55, ""},
 	"crimson-client":    {dissect.ClassEngineering, 50, ""},
 	"niagara-workbench": {dissect.ClassEngineering, 60, ""},
-	// Data servers: the historian or SCADA server side of OT data.
-	"opcua-server": {dissect.ClassHistorian, 35, ""},
-	"mqtt-broker":  {dissect.ClassHistorian, 30, ""},
+	// Data servers: the historian or SCADA server side of OT data, and
+	// message brokers.
+	// Weak: controllers embed OPC UA servers too, and the maker's hint
+	// (a PLC maker's MAC) or a stated class outweighs it.
+	"opcua-server": {dissect.ClassHistorian, 20, ""},
+	"mqtt-broker":  {dissect.ClassServer, 30, ""},
 	// Network infrastructure.
 	"router":            {dissect.ClassRouter, 70, ""},
 	"ipv6-router":       {dissect.ClassRouter, 70, ""},
@@ -179,13 +182,24 @@ func classVotes(a *Asset, os osVerdict, haveOS bool, ouiVendor string) []classVo
 			}
 		}
 	}
-	for _, r := range strings.Split(a.Attrs[dissect.AttrRole], ",") {
+	roles := strings.Split(a.Attrs[dissect.AttrRole], ",")
+	// A device that uses an engineering tool's protocol, or transfers
+	// programs, stops CPUs or writes firmware, is an engineering
+	// workstation: its polling is that of the tool, not of an HMI.
+	eng := engineering(a)
+	for _, r := range roles {
+		if v, ok := roleClasses[r]; ok && v.class == dissect.ClassEngineering && v.weight >= 50 {
+			eng = true
+		}
+	}
+	for _, r := range roles {
 		v, ok := roleClasses[r]
 		if !ok {
 			continue
 		}
-		if v.class == dissect.ClassHMI && engineering(a) {
-			v.class, v.weight = dissect.ClassEngineering, 60
+		if v.class == dissect.ClassHMI && eng {
+			v.class = dissect.ClassEngineering
+			v.weight = max(v.weight, 60)
 		}
 		add(v.class, v.weight, "role "+r)
 	}

@@ -101,6 +101,10 @@ func TestRoleClasses(t *testing.T) {
 		{roles: "melsoft-client", want: dissect.ClassEngineering},
 		{roles: "niagara-workbench", want: dissect.ClassEngineering},
 		{roles: "opcua-server", want: dissect.ClassHistorian},
+		{roles: "mqtt-broker", want: dissect.ClassServer},
+		// An engineering tool's protocol makes the polling engineering too.
+		{roles: "modbus-client,s7-client,enip-client,ads-client,fox-client,bacnet-client,niagara-workbench,pcworx-client", want: dissect.ClassEngineering},
+		{roles: "modbus-client,s7-client,opcua-client", want: dissect.ClassHMI},
 		{roles: "ssh-server", want: ""},
 	} {
 		a := &Asset{Attrs: map[string]string{dissect.AttrRole: tc.roles}}
