@@ -121,3 +121,20 @@ func TestCorpusENIPIdentityClass(t *testing.T) {
 		}
 	}
 }
+
+// FINS Controller Data Read: the PLC's model and version equal tshark's
+// (omron.controller.model, omron.controller.version), with class plc.
+func TestCorpusFINSIdentityClass(t *testing.T) {
+	path := testcorpus.File(t, "ICS-Pcaps__OMRON__omron.pcap")
+	rows := testcorpus.Tshark(t, path, "omron.controller.model", "ip.src", "omron.controller.model", "omron.controller.version")
+	if len(rows) == 0 {
+		t.Fatal("tshark reads no Controller Data Read response")
+	}
+	assets := otJSONAssets(t, path, "0.0.0.0/0")
+	for _, r := range rows {
+		a := assets[r[0]]
+		if a.Model != strings.TrimSpace(r[1]) || a.Firmware != strings.TrimSpace(r[2]) || a.DevClass != "plc" {
+			t.Errorf("PLC %s listed as model %q firmware %q class %q; tshark: model %q version %q", r[0], a.Model, a.Firmware, a.DevClass, r[1], r[2])
+		}
+	}
+}
