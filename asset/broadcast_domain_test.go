@@ -1,7 +1,9 @@
 package asset
 
 import (
+	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/passivesensor/sensor/capture"
@@ -84,5 +86,41 @@ func TestDomainKinds(t *testing.T) {
 	inv.Observe(dissect.Observation{Time: t0, IP: ip("10.1.2.4"), Attr: dissect.AttrDomain, Value: "LAB.EXAMPLE", Protocol: "kerberos"})
 	if a, _ := inv.Lookup(ip("10.1.2.4")); a.Domain != "lab.example" {
 		t.Errorf("realm alone: Domain %q", a.Domain)
+	}
+}
+
+// TestGrowingValuesBounded: a dissector restating a list that grows with
+// every fact (roles, services, a comma-joined attribute) leaves every value
+// of the asset bounded.
+func TestGrowingValuesBounded(t *testing.T) {
+	inv := NewInventory(DefaultClasses())
+	list := ""
+	for i := range 2000 {
+		n := fmt.Sprintf("item%d", i)
+		list += "," + n
+		inv.Observe(dissect.Observation{Time: t0, IP: ip("10.3.3.3"), Attr: "proto.list", Value: list})
+		inv.Observe(dissect.Observation{Time: t0, IP: ip("10.3.3.3"), Attr: dissect.AttrRole, Value: n + "-server"})
+		inv.Observe(dissect.Observation{Time: t0, IP: ip("10.3.3.3"), Attr: dissect.AttrService, Value: n, Protocol: "proto", Peer: ip("10.3.3.4")})
+	}
+	a, ok := inv.Lookup(ip("10.3.3.3"))
+	if !ok {
+		t.Fatal("no asset")
+	}
+	if v := a.Attrs["proto.list"]; len(v) > MaxValueLen {
+		t.Errorf("growing list kept %d bytes, want at most %d", len(v), MaxValueLen)
+	}
+	if n := len(strings.Split(a.Attrs[dissect.AttrRole], ",")); n > MaxRoles {
+		t.Errorf("%d roles kept, want at most %d", n, MaxRoles)
+	}
+	if a.Attrs["service:proto"] == "" || a.Attrs[dissect.AttrRole] == "" || a.Attrs["proto.list"] == "" {
+		t.Fatalf("values lost: %v", a.Attrs)
+	}
+	if n := len(strings.Split(a.Attrs["service:proto"], ",")); n > MaxServiceValues {
+		t.Errorf("%d service values kept, want at most %d", n, MaxServiceValues)
+	}
+	for k, v := range a.Attrs {
+		if len(v) > MaxValueLen*MaxServiceValues+MaxServiceValues {
+			t.Errorf("attribute %s holds %d bytes", k, len(v))
+		}
 	}
 }
