@@ -99,6 +99,23 @@ var roleClasses = map[string]classVote{
 	"sip-ua":            {dissect.ClassPhone, 30, ""},
 }
 
+// substationRoles are the roles of devices whose model tells a protection
+// relay (IED) from an RTU or automation controller.
+var substationRoles = []string{"mms-server", "dnp3-outstation", "iec104-controlled", "modbus-server"}
+
+// modelClasses: words of a substation device's model (dissect.AttrModel,
+// case folded) that name its kind, first match wins: RTUs and automation
+// controllers before relay families (an "SEL-3505 RTAC" is no relay).
+var modelClasses = []struct{ word, class string }{
+	{"rtac", dissect.ClassRTU}, {"rtu", dissect.ClassRTU}, {"sicam", dissect.ClassRTU},
+	{"relay", dissect.ClassRelay}, {"siprotec", dissect.ClassRelay}, {"micom", dissect.ClassRelay},
+	{"multilin", dissect.ClassRelay}, {"easergy", dissect.ClassRelay}, {"sepam", dissect.ClassRelay},
+	// ABB Relion 615/620/630/640/650/670 families: REF615, RET620, REL670 ...
+	{"ref6", dissect.ClassRelay}, {"ret6", dissect.ClassRelay}, {"rem6", dissect.ClassRelay},
+	{"red6", dissect.ClassRelay}, {"rel6", dissect.ClassRelay}, {"reb6", dissect.ClassRelay},
+	{"rec6", dissect.ClassRelay}, {"reu6", dissect.ClassRelay}, {"rer6", dissect.ClassRelay},
+}
+
 // classlessRoles are roles that say nothing of the kind of device: any
 // host may be an SSH or TLS server, an SNMP agent or an MQTT client.
 var classlessRoles = map[string]bool{
@@ -202,6 +219,14 @@ func classVotes(a *Asset, os osVerdict, haveOS bool, ouiVendor string) []classVo
 			v.weight = max(v.weight, 60)
 		}
 		add(v.class, v.weight, "role "+r)
+	}
+	if m := strings.ToLower(a.Model); m != "" && slices.ContainsFunc(roles, func(r string) bool { return slices.Contains(substationRoles, r) }) {
+		for _, c := range modelClasses {
+			if strings.Contains(m, c.word) {
+				add(c.class, 70, "model "+a.Model)
+				break
+			}
+		}
 	}
 	if a.Router {
 		add(dissect.ClassRouter, 70, "MAC carries many addresses")

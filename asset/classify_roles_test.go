@@ -69,6 +69,7 @@ func TestEveryRoleMapped(t *testing.T) {
 func TestRoleClasses(t *testing.T) {
 	for _, tc := range []struct {
 		roles    string
+		model    string
 		class    string // stated by the protocol
 		services map[string]string
 		want     string
@@ -91,6 +92,10 @@ func TestRoleClasses(t *testing.T) {
 		{roles: "dnp3-outstation", want: dissect.ClassRTU},
 		{roles: "iec104-controlled", want: dissect.ClassRTU},
 		{roles: "mms-server", want: dissect.ClassRelay},
+		{roles: "mms-server", model: "REF615", want: dissect.ClassRelay},
+		{roles: "mms-server", model: "SEL-3505 RTAC", want: dissect.ClassRTU},
+		{roles: "dnp3-outstation", model: "SIPROTEC 7SJ82", want: dissect.ClassRelay},
+		{roles: "modbus-client", model: "RTU-like panel", want: dissect.ClassHMI},
 		{roles: "bacnet-device", want: dissect.ClassBMS},
 		{roles: "bacnet-device,bacnet-server", want: dissect.ClassBMS},
 		{roles: "modbus-client", want: dissect.ClassHMI},
@@ -107,7 +112,7 @@ func TestRoleClasses(t *testing.T) {
 		{roles: "modbus-client,s7-client,opcua-client", want: dissect.ClassHMI},
 		{roles: "ssh-server", want: ""},
 	} {
-		a := &Asset{Attrs: map[string]string{dissect.AttrRole: tc.roles}}
+		a := &Asset{Model: tc.model, Attrs: map[string]string{dissect.AttrRole: tc.roles}}
 		for k, v := range tc.services {
 			a.Attrs[k] = v
 		}
