@@ -181,6 +181,38 @@ func never(ip netip.Addr) bool {
 		ip == netip.AddrFrom4([4]byte{255, 255, 255, 255})
 }
 
+// directedBroadcast reports whether ip is an IPv4 subnet's broadcast by the
+// inventoried range it falls in: the range's last address, or, in a range
+// of /24 or wider whose subnets the sensor does not know, an address
+// ending in .255 (the broadcast of the /24 around it, the usual subnet).
+func (cl *classifier) directedBroadcast(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	if !ip.Is4() {
+		return false
+	}
+	for _, e := range cl.table {
+		if !e.prefix.Contains(ip) {
+			continue
+		}
+		if e.kind != Inventoried || e.prefix.Bits() >= 31 {
+			return false
+		}
+		if ip.As4()[3] == 255 && e.prefix.Bits() <= 24 {
+			return true
+		}
+		return ip == lastAddr(e.prefix)
+	}
+	return false
+}
+
+// lastAddr is the highest address of IPv4 prefix p.
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3]) | host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
 // class returns the class of ip by its prefixes (resolved FQDNs are the
 // inventory's business); addressing is set for inventoried addresses.
 func (cl *classifier) class(ip netip.Addr) (k Kind, group, addressing string) {

@@ -18,30 +18,110 @@ type classVote struct {
 }
 
 // roleClasses says what a protocol role makes of a device unless it states
-// otherwise. Roles are the dissectors' dissect.AttrRole values.
+// otherwise (dissect.AttrClass wins). Roles are the dissectors' dissect.AttrRole
+// values; a role absent here, and not in classlessRoles, is a gap the tests
+// catch. Client roles default to HMI and turn to engineering when the
+// device's service use includes program transfer, run/stop or firmware.
 var roleClasses = map[string]classVote{
-	"modbus-server":     {dissect.ClassPLC, 60, ""},
-	"modbus-client":     {dissect.ClassHMI, 45, ""},
+	// Controllers answering their vendor's or the open protocol's requests.
+	"modbus-server":          {dissect.ClassPLC, 60, ""},
+	"s7-server":              {dissect.ClassPLC, 65, ""},
+	"enip-server":            {dissect.ClassPLC, 40, ""}, // adapters state their CIP device type as a class
+	"fins-server":            {dissect.ClassPLC, 60, ""},
+	"ads-server":             {dissect.ClassPLC, 60, ""},
+	"slmp-server":            {dissect.ClassPLC, 60, ""},
+	"melsoft-server":         {dissect.ClassPLC, 65, ""},
+	"srtp-server":            {dissect.ClassPLC, 65, ""},
+	"pcworx-server":          {dissect.ClassPLC, 65, ""},
+	"proconos-server":        {dissect.ClassPLC, 65, ""},
+	"optommp-server":         {dissect.ClassPLC, 55, ""},
+	"cclink-iefb-master":     {dissect.ClassPLC, 55, ""},
+	"profinet-io-controller": {dissect.ClassPLC, 60, ""},
+	"ethercat-master":        {dissect.ClassPLC, 50, ""},
+	// Outstations and substation devices.
 	"dnp3-outstation":   {dissect.ClassRTU, 65, ""},
-	"dnp3-master":       {dissect.ClassHMI, 45, ""},
-	"iec104-server":     {dissect.ClassRTU, 60, ""},
-	"iec104-outstation": {dissect.ClassRTU, 60, ""},
-	"iec104-client":     {dissect.ClassHMI, 45, ""},
-	"iec104-master":     {dissect.ClassHMI, 45, ""},
-	"s7-server":         {dissect.ClassPLC, 65, ""},
-	"s7comm-server":     {dissect.ClassPLC, 65, ""},
-	"s7-client":         {dissect.ClassHMI, 45, ""},
-	"s7comm-client":     {dissect.ClassHMI, 45, ""},
-	"enip-server":       {dissect.ClassPLC, 40, ""},
-	"cip-server":        {dissect.ClassPLC, 40, ""},
-	"enip-client":       {dissect.ClassHMI, 35, ""},
-	"bacnet-server":     {dissect.ClassBMS, 55, ""},
-	"mms-server":        {dissect.ClassRelay, 45, ""},
-	"goose-publisher":   {dissect.ClassRelay, 50, ""},
+	"iec104-controlled": {dissect.ClassRTU, 60, ""},
+	"mms-server":        {dissect.ClassRelay, 45, ""}, // an IED; the model may say otherwise
+	// Field devices.
+	"profinet-io-device": {dissect.ClassIO, 50, ""},
+	"cclink-iefb-slave":  {dissect.ClassIO, 50, ""},
+	// Building automation.
+	"bacnet-device":         {dissect.ClassBMS, 55, ""},
+	"bacnet-server":         {dissect.ClassBMS, 55, ""},
+	"bacnet-bbmd":           {dissect.ClassBMS, 45, ""},
+	"bacnet-router":         {dissect.ClassBMS, 40, ""},
+	"bacnet-foreign-device": {dissect.ClassBMS, 30, ""},
+	"niagara-station":       {dissect.ClassBMS, 60, ""},
+	"fox-server":            {dissect.ClassBMS, 50, ""},
+	// Operator panels serving their own protocol.
+	"crimson-server": {dissect.ClassHMI, 55, ""},
+	// Polling clients: HMI or SCADA unless engineering services show.
+	"modbus-client":          {dissect.ClassHMI, 45, ""},
+	"s7-client":              {dissect.ClassHMI, 45, ""},
+	"enip-client":            {dissect.ClassHMI, 35, ""},
+	"fins-client":            {dissect.ClassHMI, 40, ""},
+	"ads-client":             {dissect.ClassHMI, 35, ""},
+	"slmp-client":            {dissect.ClassHMI, 40, ""},
+	"srtp-client":            {dissect.ClassHMI, 40, ""},
+	"optommp-client":         {dissect.ClassHMI, 40, ""},
+	"dnp3-master":            {dissect.ClassHMI, 45, ""},
+	"iec104-controlling":     {dissect.ClassHMI, 45, ""},
+	"mms-client":             {dissect.ClassHMI, 40, ""},
+	"bacnet-client":          {dissect.ClassHMI, 30, ""},
+	"fox-client":             {dissect.ClassHMI, 35, ""},
+	"profinet-io-supervisor": {dissect.ClassEngineering, 50, ""},
+	"profinet-dcp-client":    {dissect.ClassEngineering, 30, ""},
+	// Tools whose protocol is engineering by nature.
+	"melsoft-client":    {dissect.ClassEngineering, 60, ""},
+	"pcworx-client":     {dissect.ClassEngineering, 55, ""},
+	"proconos-client":   {dissect.ClassEngineering, 55, ""},
+	"crimson-client":    {dissect.ClassEngineering, 50, ""},
+	"niagara-workbench": {dissect.ClassEngineering, 60, ""},
+	// Data servers: the historian or SCADA server side of OT data, and
+	// message brokers.
+	// Weak: controllers embed OPC UA servers too, and the maker's hint
+	// (a PLC maker's MAC) or a stated class outweighs it.
+	"opcua-server": {dissect.ClassHistorian, 20, ""},
+	"mqtt-broker":  {dissect.ClassServer, 30, ""},
+	// Network infrastructure.
 	"router":            {dissect.ClassRouter, 70, ""},
+	"ipv6-router":       {dissect.ClassRouter, 70, ""},
 	"dhcp-server":       {dissect.ClassRouter, 35, ""},
 	"dhcp-relay":        {dissect.ClassRouter, 50, ""},
+	"dhcpv6-relay":      {dissect.ClassRouter, 50, ""},
+	"dhcpv6-server":     {dissect.ClassServer, 30, ""},
 	"dns-server":        {dissect.ClassServer, 30, ""},
+	"domain-controller": {dissect.ClassServer, 70, ""},
+	"kerberos-kdc":      {dissect.ClassServer, 70, ""},
+	"wins-server":       {dissect.ClassServer, 50, ""},
+	"smtp-server":       {dissect.ClassServer, 40, ""},
+	"sip-registrar":     {dissect.ClassServer, 40, ""},
+	"sip-ua":            {dissect.ClassPhone, 30, ""},
+}
+
+// substationRoles are the roles of devices whose model tells a protection
+// relay (IED) from an RTU or automation controller.
+var substationRoles = []string{"mms-server", "dnp3-outstation", "iec104-controlled", "modbus-server"}
+
+// modelClasses: words of a substation device's model (dissect.AttrModel,
+// case folded) that name its kind, first match wins: RTUs and automation
+// controllers before relay families (an "SEL-3505 RTAC" is no relay).
+var modelClasses = []struct{ word, class string }{
+	{"rtac", dissect.ClassRTU}, {"rtu", dissect.ClassRTU}, {"sicam", dissect.ClassRTU},
+	{"relay", dissect.ClassRelay}, {"siprotec", dissect.ClassRelay}, {"micom", dissect.ClassRelay},
+	{"multilin", dissect.ClassRelay}, {"easergy", dissect.ClassRelay}, {"sepam", dissect.ClassRelay},
+	// ABB Relion 615/620/630/640/650/670 families: REF615, RET620, REL670 ...
+	{"ref6", dissect.ClassRelay}, {"ret6", dissect.ClassRelay}, {"rem6", dissect.ClassRelay},
+	{"red6", dissect.ClassRelay}, {"rel6", dissect.ClassRelay}, {"reb6", dissect.ClassRelay},
+	{"rec6", dissect.ClassRelay}, {"reu6", dissect.ClassRelay}, {"rer6", dissect.ClassRelay},
+}
+
+// classlessRoles are roles that say nothing of the kind of device: any
+// host may be an SSH or TLS server, an SNMP agent or an MQTT client.
+var classlessRoles = map[string]bool{
+	"ssh-server": true, "ssh-client": true, "tls-server": true, "telnet-server": true,
+	"snmp-agent": true, "snmp-manager": true, "master-browser": true, "domain-master-browser": true,
+	"mqtt-client": true, "opcua-client": true,
 }
 
 // engineeringServices are words of service values (dissect.AttrService)
@@ -119,15 +199,34 @@ func classVotes(a *Asset, os osVerdict, haveOS bool, ouiVendor string) []classVo
 			}
 		}
 	}
-	for _, r := range strings.Split(a.Attrs[dissect.AttrRole], ",") {
+	roles := strings.Split(a.Attrs[dissect.AttrRole], ",")
+	// A device that uses an engineering tool's protocol, or transfers
+	// programs, stops CPUs or writes firmware, is an engineering
+	// workstation: its polling is that of the tool, not of an HMI.
+	eng := engineering(a)
+	for _, r := range roles {
+		if v, ok := roleClasses[r]; ok && v.class == dissect.ClassEngineering && v.weight >= 50 {
+			eng = true
+		}
+	}
+	for _, r := range roles {
 		v, ok := roleClasses[r]
 		if !ok {
 			continue
 		}
-		if v.class == dissect.ClassHMI && engineering(a) {
-			v.class, v.weight = dissect.ClassEngineering, 60
+		if v.class == dissect.ClassHMI && eng {
+			v.class = dissect.ClassEngineering
+			v.weight = max(v.weight, 60)
 		}
 		add(v.class, v.weight, "role "+r)
+	}
+	if m := strings.ToLower(a.Model); m != "" && slices.ContainsFunc(roles, func(r string) bool { return slices.Contains(substationRoles, r) }) {
+		for _, c := range modelClasses {
+			if strings.Contains(m, c.word) {
+				add(c.class, 70, "model "+a.Model)
+				break
+			}
+		}
 	}
 	if a.Router {
 		add(dissect.ClassRouter, 70, "MAC carries many addresses")

@@ -28,6 +28,14 @@ const (
 	MaxResolved       = 8192   // addresses learnt from DNS for monitored FQDNs
 )
 
+// Attributes the inventory files dissect.AttrDomain under when the
+// protocol says which kind of domain it is, so that a NetBIOS workgroup or
+// a Kerberos realm does not overwrite the DNS domain (Asset.Domain).
+const (
+	AttrWorkgroup     = "netbios.domain" // NetBIOS workgroup or NT domain name
+	AttrKerberosRealm = "kerberos.realm" // Kerberos realm
+)
+
 // Pseudo-asset IDs.
 const (
 	IDExternal = "external"
@@ -368,6 +376,16 @@ func (inv *Inventory) usableMAC(m capture.MAC) bool {
 	return !m.IsZero() && !m.IsMulticast() && !inv.cl.exMACs[m]
 }
 
+// broadcast reports whether ip is a directed broadcast of an inventoried
+// subnet (see classifier.directedBroadcast) that no MAC has claimed as its
+// own address: traffic to it is no device's.
+func (inv *Inventory) broadcast(ip netip.Addr) bool {
+	if r := inv.ips[ip]; r != nil && r.claimed {
+		return false
+	}
+	return inv.cl.directedBroadcast(ip)
+}
+
 func (inv *Inventory) ipRec(ip netip.Addr, k Kind, addressing string) *ipRec {
 	r := inv.ips[ip]
 	if r == nil {
@@ -591,7 +609,8 @@ func (inv *Inventory) Observe(o dissect.Observation) {
 	}
 	var k Kind
 	var group, addressing string
-	if never(ip) {
+	if never(ip) || (inv.broadcast(ip) && !(o.Attr == dissect.AttrIP && !mac.IsZero())) {
+		// A subnet's broadcast is no device, unless a MAC claims it.
 		ip = netip.Addr{}
 	} else {
 		k, group, addressing = inv.class(ip)
@@ -648,6 +667,21 @@ func (inv *Inventory) apply(in *info, o dissect.Observation) {
 	if v == "" {
 		return
 	}
+	if o.Attr == dissect.AttrDomain {
+		switch o.Protocol {
+		case "nbns", "nbdgm", "browser", "netbios", "smb", "smb2":
+			// A NetBIOS workgroup or NT domain: not the DNS domain.
+			in.setAttr(AttrWorkgroup, v)
+			return
+		case "kerberos":
+			// A realm: the DNS domain in capitals, by convention only.
+			in.setAttr(AttrKerberosRealm, v)
+			if in.fields[fDomain] == "" {
+				in.fields[fDomain] = strings.ToLower(v)
+			}
+			return
+		}
+	}
 	if i, ok := fieldOf[o.Attr]; ok {
 		in.fields[i] = v
 		return
@@ -678,7 +712,7 @@ func (inv *Inventory) apply(in *info, o dissect.Observation) {
 
 // touchProtocol adds protocol p to the record of ip.
 func (inv *Inventory) touchProtocol(ip netip.Addr, p string, t time.Time) {
-	if never(ip) {
+	if never(ip) || inv.broadcast(ip) {
 		return
 	}
 	k, group, addressing := inv.class(ip)
@@ -718,7 +752,7 @@ func (inv *Inventory) AddFlow(f *flow.Flow) {
 
 func (inv *Inventory) side(ip netip.Addr, mac capture.MAC, f *flow.Flow, server bool) {
 	ip = ip.Unmap()
-	if never(ip) {
+	if never(ip) || inv.broadcast(ip) {
 		return
 	}
 	k, group, addressing := inv.class(ip)

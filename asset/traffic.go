@@ -151,5 +151,8 @@ func (inv *Inventory) trafficSide(ip netip.Addr, mac capture.MAC) (netip.Addr, s
 	if inv.cl.exMACs[mac] {
 		return netip.Addr{}, IDExcluded
 	}
+	if inv.broadcast(ip) {
+		return ip, IDBroadcast // a subnet's directed broadcast
+	}
 	return ip, inv.assetID(ip)
 }

@@ -293,7 +293,7 @@ func TestPlantFingerprints(t *testing.T) {
 	}
 	for ip, w := range map[string][2]string{
 		"10.10.0.21":  {"Windows", "hmi"},
-		"10.10.0.31":  {"Windows", "hmi"},
+		"10.10.0.31":  {"Windows", "engineering"}, // PC Worx, Niagara Workbench, Crimson: the engineering station
 		"10.10.0.11":  {"Embedded", "plc"},
 		"10.10.0.12":  {"Embedded", "plc"},
 		"10.10.0.1":   {"", "router"},
