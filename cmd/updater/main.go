@@ -127,6 +127,24 @@ func run(log *slog.Logger, c config) error {
 	if err != nil {
 		return err
 	}
+	// Steps go to the cloud in order from one sender that retries: the
+	// steps of a boot (a trial settled, a rollback found) happen before
+	// the management network is up.
+	steps := make(chan update.Step, 64)
+	go func() {
+		for s := range steps {
+			for wait := 2 * time.Second; ; wait = min(2*wait, time.Minute) {
+				_, reportURL := cloudURLs(c, prof.Name, running)
+				if reportURL == "" || report(ctx, client, reportURL, running, s) == nil || ctx.Err() != nil {
+					break
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(wait):
+				}
+			}
+		}
+	}()
 	in := &update.Installer{
 		Key: pub, Board: prof.Name, Running: running, Boot: boot, ESP: boot.ESP,
 		Root: func(s update.Slot) (update.Device, error) {
@@ -136,8 +154,11 @@ func run(log *slog.Logger, c config) error {
 		StateDir: c.stateDir,
 		Report: func(s update.Step) {
 			log.Info("update", "version", s.Version, "phase", s.Phase, "slot", s.Slot, "detail", s.Detail)
-			_, reportURL := cloudURLs(c, prof.Name, running)
-			report(ctx, client, reportURL, running, s)
+			select {
+			case steps <- s:
+			default:
+				log.Warn("report queue full; step not sent", "phase", s.Phase)
+			}
 		},
 	}
 	log.Info("updater", "board", prof.Name, "running", running, "slot", booted, "disk", layout.Disk)
@@ -148,29 +169,38 @@ func run(log *slog.Logger, c config) error {
 	})
 	if errors.Is(err, update.ErrRollback) {
 		log.Error("trial unhealthy: rebooting into the committed version")
+		flush(steps)
 		return rebootBox(gk)
 	}
 	if err != nil {
 		log.Error("settling the trial", "err", err)
 	}
+	// After a failed poll (no network yet, cloud away) ask again soon,
+	// backing off to the normal interval.
+	retry := 10 * time.Second
 	for {
+		wait := c.interval
 		manifestURL, _ := cloudURLs(c, prof.Name, running)
 		if manifestURL == "" {
 			log.Debug("no cloud URL in the settings yet")
+			wait = min(retry, c.interval)
 		} else if m, err := fetchManifest(ctx, client, manifestURL); err != nil {
-			log.Warn("manifest", "err", err)
-		} else if m != nil && wanted(in, running, *m) {
+			log.Warn("manifest", "err", err, "retry_in", min(retry, c.interval))
+			wait = min(retry, c.interval)
+			retry = min(2*retry, c.interval)
+		} else if retry = 10 * time.Second; m != nil && wanted(in, running, *m) {
 			if err := in.Install(ctx, *m); err != nil {
 				log.Error("install", "version", m.Version, "err", err)
 			} else {
 				log.Info("installed; rebooting into the trial", "version", m.Version)
+				flush(steps)
 				return rebootBox(gk)
 			}
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(c.interval):
+		case <-time.After(wait):
 		}
 	}
 }
@@ -321,22 +351,25 @@ func fetchManifest(ctx context.Context, c *http.Client, u string) (*update.Manif
 	return &m, nil
 }
 
-// report POSTs a step to the cloud; failures are only logged by the caller.
-func report(ctx context.Context, c *http.Client, u, running string, s update.Step) {
-	if u == "" {
-		return
-	}
+// report POSTs a step to the cloud.
+func report(ctx context.Context, c *http.Client, u, running string, s update.Step) error {
 	b, _ := json.Marshal(map[string]string{"running": running, "version": s.Version, "phase": s.Phase, "slot": s.Slot, "detail": s.Detail})
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
 	if err != nil {
-		return
+		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if resp, err := c.Do(req); err == nil {
-		resp.Body.Close()
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
 	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 && resp.StatusCode/100 != 4 {
+		return fmt.Errorf("POST %s: %s", u, resp.Status)
+	}
+	return nil
 }
 
 // gokrazy is gokrazy's HTTP API on its unix socket, authenticated with the
@@ -450,6 +483,14 @@ func capturing(pid int) bool {
 		}
 	}
 	return false
+}
+
+// flush gives queued reports up to 30 s to reach the cloud.
+func flush(steps chan update.Step) {
+	for end := time.Now().Add(30 * time.Second); len(steps) > 0 && time.Now().Before(end); {
+		time.Sleep(500 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // the step being sent
 }
 
 // rebootBox asks gokrazy to stop the services, unmount /perm and reboot;
