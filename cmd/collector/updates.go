@@ -6,6 +6,7 @@ package main
 // records the steps the boxes report.
 //
 //	GET  /v1/update/manifest?board=B&version=V   Bearer; 200 manifest JSON, 204 nothing to do
+//	                                             (nothing ordered, or V is that version or newer)
 //	GET  /v1/update/artefacts/{name}             Bearer; the artefact, Range supported
 //	POST /v1/update/report                       Bearer; {"running","version","phase","slot","detail"}
 //
@@ -362,7 +363,8 @@ func (s *Store) sensorBoard(ctx context.Context, sensor string) string {
 
 // updateManifest answers the manifest ordered for the asking sensor, its
 // URL pointing at this collector's artefact endpoint as the sensor reached
-// it; 204 when nothing is ordered or the sensor runs that version.
+// it; 204 when nothing is ordered, the sensor runs that version, or a newer
+// one and the order is not a downgrade.
 func (s *Server) updateManifest(w http.ResponseWriter, r *http.Request) {
 	sensor, ok := s.auth(w, r)
 	if !ok {
@@ -379,7 +381,10 @@ func (s *Server) updateManifest(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusInternalServerError, "update order: %v", err)
 		return
 	}
-	if !ok || (running != "" && update.CompareVersions(running, m.Version) == 0) {
+	// Nothing to do: no order, the sensor runs it, or it runs something
+	// newer and the order is no signed downgrade (the box would refuse it).
+	if !ok || (running != "" && (update.CompareVersions(running, m.Version) == 0 ||
+		update.CompareVersions(running, m.Version) > 0 && !m.Downgrade)) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}

@@ -191,6 +191,9 @@ func TestUpdatePublishManifestDownloadReport(t *testing.T) {
 	if code, _ := manifest(a, "arm64-efi", "2.0.0"); code != http.StatusNoContent {
 		t.Fatalf("sensor already on 2.0.0: %d, want 204", code)
 	}
+	if code, _ := manifest(a, "arm64-efi", "2.0.1"); code != http.StatusNoContent {
+		t.Fatalf("sensor already past 2.0.0 (no downgrade ordered): %d, want 204", code)
+	}
 	if code, m := manifest(pi, "rpi4", "1.0.0"); code != http.StatusNoContent {
 		t.Fatalf("sensor of another board: %d %+v, want 204", code, m)
 	}

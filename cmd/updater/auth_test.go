@@ -22,7 +22,11 @@ func TestRegistrationFileIsTheUplinks(t *testing.T) {
 func writeReg(t *testing.T, dir, cloud, token string) string {
 	t.Helper()
 	p := filepath.Join(dir, registrationFile)
-	b, _ := json.Marshal(map[string]any{"sensor_id": "sensor-1", "token": token, "code": "X", "cloud_url": cloud})
+	r := map[string]any{"sensor_id": "sensor-1", "token": token, "code": "X"}
+	if cloud != "" {
+		r["cloud_url"] = cloud
+	}
+	b, _ := json.Marshal(r)
 	if err := os.WriteFile(p, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -41,6 +45,9 @@ func TestBearerOnlyForTheCloud(t *testing.T) {
 	dir := t.TempDir()
 	const cloud = "https://cloud.example:8443"
 	reg := writeReg(t, dir, cloud, "tok123")
+	// A registration file without the issuing cloud's URL: only the
+	// configured cloud decides.
+	bare := writeReg(t, t.TempDir(), "", "tok456")
 	cases := []struct {
 		name, cloud, reg, url, preset, want string
 	}{
@@ -53,6 +60,8 @@ func TestBearerOnlyForTheCloud(t *testing.T) {
 		{"no cloud configured", "", reg, cloud + "/v1/update/manifest", "", ""},
 		{"token of another cloud", "https://new.example", reg, "https://new.example/v1/update/manifest", "", ""},
 		{"no registration", cloud, filepath.Join(dir, "none.json"), cloud + "/v1/update/manifest", "", ""},
+		{"bare registration to the cloud", cloud, bare, cloud + "/v1/update/manifest", "", "Bearer tok456"},
+		{"bare registration elsewhere", cloud, bare, "https://cdn.example/u/x.upd", "", ""},
 		{"header already set", cloud, reg, cloud + "/v1/update/manifest", "Bearer other", "Bearer other"},
 	}
 	for _, c := range cases {
