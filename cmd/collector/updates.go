@@ -161,8 +161,11 @@ func copyArtefact(src, dir, name string, m update.Manifest) error {
 	if err != nil {
 		return fmt.Errorf("artefact %s: %w", src, err)
 	}
-	if n != m.Size {
-		return fmt.Errorf("artefact %s has %d bytes or more, the manifest of %s says %d", src, n, m.Version, m.Size)
+	if n > m.Size {
+		return fmt.Errorf("artefact %s is larger than the %d bytes the manifest of %s says", src, m.Size, m.Version)
+	}
+	if n < m.Size {
+		return fmt.Errorf("artefact %s has %d bytes, the manifest of %s says %d", src, n, m.Version, m.Size)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != m.SHA256 {
 		return fmt.Errorf("artefact %s has sha256 %s, the manifest of %s says %s", src, got, m.Version, m.SHA256)
