@@ -23,11 +23,20 @@ import (
 )
 
 // Manifest is what the cloud sends to order an update. Every field but
-// Signature is signed by the release key.
+// URL and Signature is signed by the release key.
+//
+// The URL is left out of the signature on purpose: the artefact is served
+// by whichever cloud the box reports to (the reference collector serves it
+// from its own endpoint), and that cloud does not hold the release key. The
+// URL protects nothing: the box checks the signed size and SHA-256 of what
+// it downloaded (and of every part) before it writes a byte, so a changed
+// URL can at worst make the download fail, which anyone on the path could
+// do anyway. Version, board, size, hash, floor, downgrade and parts stay
+// signed.
 type Manifest struct {
 	Version string `json:"version"` // the version the artefact installs
 	Board   string `json:"board"`   // board profile name the image is built for
-	URL     string `json:"url"`     // where to download the artefact
+	URL     string `json:"url"`     // where to download the artefact (not signed)
 	Size    int64  `json:"size"`    // artefact size in bytes
 	SHA256  string `json:"sha256"`  // artefact hash, lowercase hex
 	// Floor is the lowest version the box may ever run from now on; an
@@ -52,14 +61,16 @@ type Part struct {
 // PartRoot names the root file system part.
 const PartRoot = "root"
 
-// signingContext separates these signatures from any other use of the key.
-const signingContext = "passivesensor update manifest v1\n"
+// signingContext separates these signatures from any other use of the key
+// and names the signed encoding: v2 covers every field but URL and
+// Signature (v1 covered the URL too; a v1 signature does not verify).
+const signingContext = "passivesensor update manifest v2\n"
 
 // SignedBytes returns the bytes the signature covers: a fixed context line
-// and the manifest without its signature as JSON (encoding/json writes
-// struct fields in declaration order, so the encoding is stable).
+// and the manifest with URL and Signature emptied as JSON (encoding/json
+// writes struct fields in declaration order, so the encoding is stable).
 func (m Manifest) SignedBytes() []byte {
-	m.Signature = ""
+	m.URL, m.Signature = "", ""
 	b, err := json.Marshal(m)
 	if err != nil {
 		panic(err) // a struct of strings and integers always marshals

@@ -148,7 +148,13 @@ func TestRefusedUpdatesWriteNothing(t *testing.T) {
 		change func(m *Manifest, served *[]byte)
 		want   error
 	}{
-		{"bad signature", func(m *Manifest, _ *[]byte) { m.URL += "?x" }, ErrSignature},
+		{"bad signature", func(m *Manifest, _ *[]byte) { m.Parts[0].SHA256 = m.SHA256 }, ErrSignature},
+		{"redirected to other bytes", func(m *Manifest, served *[]byte) {
+			// The URL is not signed: whatever it serves must still match
+			// the signed size and hash.
+			m.URL += "?other"
+			(*served)[len(*served)-1] ^= 0x80
+		}, ErrHash},
 		{"forged signature", func(m *Manifest, _ *[]byte) {
 			m.Signature = "AAAA" + m.Signature[4:]
 		}, ErrSignature},

@@ -6,12 +6,20 @@
 //
 //	collector -listen 127.0.0.1:8443 -data /var/lib/collector   # serve
 //	collector -data /var/lib/collector code new                  # issue a personalization code
+//	collector -data /var/lib/collector update publish -manifest sensor-1.4.0-arm64-efi.json \
+//	    -artefact sensor-1.4.0-arm64-efi.upd [-sensor ID]        # order an update
 //
 // On first start it creates its own certificate authority in the data
 // directory (ca.pem) and prints its URL and the CA's path; give that file
 // to the sensors (sensor -ca FILE). Each sensor's configuration is
 // DATA/config/SENSOR-ID.json, falling back to DATA/config/default.json
 // (uplink.Config as JSON).
+//
+// update publish stores a manifest signed by release sign (the collector
+// holds no release key and does not sign) and its artefact in the data
+// directory, and orders it for every sensor of the manifest's board, or for
+// one sensor with -sensor. Sensors poll /v1/update/manifest and download
+// the artefact from this collector.
 package main
 
 import (
@@ -20,6 +28,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -38,7 +47,8 @@ func main() {
 		hosts  = flag.String("hosts", "", "extra comma-separated host `names` or addresses for the server certificate")
 	)
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage:\n  collector -listen ADDR -data DIR\n  collector -data DIR code new\n\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "usage:\n  collector -listen ADDR -data DIR\n  collector -data DIR code new\n"+
+			"  collector -data DIR update publish -manifest FILE.json -artefact FILE.upd [-sensor ID]\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -52,6 +62,8 @@ func main() {
 		err = serve(*listen, *data, *hosts)
 	case len(args) == 2 && args[0] == "code" && args[1] == "new":
 		err = newCode(*data)
+	case len(args) >= 2 && args[0] == "update" && args[1] == "publish":
+		err = publish(*data, args[2:])
 	default:
 		flag.Usage()
 		os.Exit(2)
@@ -77,6 +89,56 @@ func newCode(dir string) error {
 	}
 	fmt.Println(code)
 	return nil
+}
+
+func publish(dir string, args []string) error {
+	fs := flag.NewFlagSet("update publish", flag.ExitOnError)
+	manifest := fs.String("manifest", "", "signed manifest `file` (release sign's .json)")
+	artefact := fs.String("artefact", "", "artefact `file` (release sign's .upd)")
+	sensor := fs.String("sensor", "", "order the update for this sensor `id` only (default: every sensor of the manifest's board)")
+	fs.Parse(args)
+	if *manifest == "" || *artefact == "" || fs.NArg() != 0 {
+		return errors.New("update publish needs -manifest FILE.json and -artefact FILE.upd")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	data, err := readLimited(*manifest, maxManifestFile)
+	if err != nil {
+		return err
+	}
+	st, err := OpenStore(dir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	m, err := st.Publish(context.Background(), dir, data, *artefact, *sensor)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *manifest, err)
+	}
+	target := "every sensor of board " + m.Board
+	if *sensor != "" {
+		target = "sensor " + *sensor
+	}
+	fmt.Printf("collector: update %s (%d bytes, sha256 %s) ordered for %s\n", m.Version, m.Size, m.SHA256, target)
+	return nil
+}
+
+// readLimited reads a file of at most max bytes.
+func readLimited(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, max)
+	}
+	return data, nil
 }
 
 func serve(listen, dir, extraHosts string) error {

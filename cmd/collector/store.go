@@ -96,7 +96,7 @@ func OpenStore(dir string) (*Store, error) {
 		return nil, fmt.Errorf("database %s: %w", dir, err)
 	}
 	db.SetMaxOpenConns(1) // one writer; SQLite serialises anyway
-	if _, err := db.Exec(schema); err != nil {
+	if _, err := db.Exec(schema + updateSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("database %s: schema: %w", dir, err)
 	}
@@ -426,10 +426,17 @@ type SensorJSON struct {
 	LastSeen   time.Time       `json:"last_seen,omitzero"`
 	Batches    int             `json:"batches"`
 	Heartbeat  json.RawMessage `json:"heartbeat,omitempty"`
+	// Update is the last update step the sensor reported.
+	Update *UpdateReportJSON `json:"update,omitempty"`
 }
 
 // Sensors lists the registered sensors.
 func (s *Store) Sensors(ctx context.Context) ([]SensorJSON, error) {
+	// Before the main query: the database has one connection.
+	lastUpd, err := s.lastUpdates(ctx)
+	if err != nil {
+		return nil, err
+	}
 	rows, err := s.db.QueryContext(ctx, `SELECT id, hardware_id, version, board, registered, last_seen, heartbeat,
 		(SELECT count(*) FROM batches WHERE batches.sensor = sensors.id) FROM sensors ORDER BY id`)
 	if err != nil {
@@ -450,6 +457,9 @@ func (s *Store) Sensors(ctx context.Context) ([]SensorJSON, error) {
 		}
 		if hb != "" {
 			j.Heartbeat = json.RawMessage(hb)
+		}
+		if u, ok := lastUpd[j.ID]; ok {
+			j.Update = &u
 		}
 		out = append(out, j)
 	}

@@ -11,10 +11,15 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 td,th{border:1px solid #ccc;padding:2px 6px;font-size:90%;text-align:left}th{background:#eee}</style></head>
 <body><h1>Passive sensor collector</h1>
 <p>JSON: <a href="/api/sensors">/api/sensors</a> <a href="/api/devices">/api/devices</a>
-<a href="/api/assets">/api/assets</a> <a href="/api/traffic">/api/traffic</a> <a href="/api/events">/api/events</a></p>
+<a href="/api/assets">/api/assets</a> <a href="/api/traffic">/api/traffic</a> <a href="/api/events">/api/events</a>
+<a href="/api/updates">/api/updates</a></p>
 <h2>Sensors ({{len .Sensors}})</h2>
-<table><tr><th>id</th><th>version</th><th>board</th><th>registered</th><th>last seen</th><th>batches</th></tr>
-{{range .Sensors}}<tr><td>{{.ID}}</td><td>{{.Version}}</td><td>{{.Board}}</td><td>{{.Registered.Format "2006-01-02 15:04"}}</td><td>{{if not .LastSeen.IsZero}}{{.LastSeen.Format "2006-01-02 15:04:05"}}{{end}}</td><td>{{.Batches}}</td></tr>
+<table><tr><th>id</th><th>version</th><th>board</th><th>registered</th><th>last seen</th><th>batches</th><th>last update step</th></tr>
+{{range .Sensors}}<tr><td>{{.ID}}</td><td>{{.Version}}</td><td>{{.Board}}</td><td>{{.Registered.Format "2006-01-02 15:04"}}</td><td>{{if not .LastSeen.IsZero}}{{.LastSeen.Format "2006-01-02 15:04:05"}}{{end}}</td><td>{{.Batches}}</td><td>{{with .Update}}{{.Version}} {{.Phase}} (slot {{.Slot}}, {{.Time.Format "2006-01-02 15:04:05"}}){{if .Detail}}: {{.Detail}}{{end}}{{end}}</td></tr>
+{{end}}</table>
+<h2>Updates ordered ({{len .Orders}})</h2>
+<table><tr><th>for</th><th>version</th><th>board</th><th>artefact</th><th>published</th></tr>
+{{range .Orders}}<tr><td>{{.Scope}} {{.Target}}</td><td>{{.Version}}</td><td>{{.Board}}</td><td>{{.Artefact}}</td><td>{{.Published.Format "2006-01-02 15:04:05"}}</td></tr>
 {{end}}</table>
 <h2>Devices ({{len .Devices}}, after de-duplication across sensors)</h2>
 <table><tr><th>kind</th><th>MAC</th><th>IPs</th><th>hostname</th><th>vendor</th><th>model</th><th>firmware</th><th>class</th><th>protocols</th><th>last seen</th><th>records</th></tr>
@@ -38,6 +43,7 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	var data struct {
 		Sensors []SensorJSON
+		Orders  []UpdateOrderJSON
 		Devices []DeviceJSON
 		Traffic []TrafficJSON
 		Events  []EventJSON
@@ -48,6 +54,9 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 		if recs, err = s.Store.Assets(ctx, ""); err == nil {
 			data.Devices, err = s.devices(recs)
 		}
+	}
+	if err == nil {
+		data.Orders, err = s.Store.Orders(ctx)
 	}
 	if err == nil {
 		data.Traffic, err = s.Store.Traffic(ctx, "")

@@ -6,6 +6,8 @@
 //	release keygen -o release.key          # prints the public key
 //	release sign -key release.key -board arm64-efi -version 1.4.0 \
 //	    -root root.squashfs -boot vmlinuz=out/vmlinuz -url https://cdn.example/u/ -o out/release
+//	collector -data DIR update publish -manifest out/release/sensor-1.4.0-arm64-efi.json \
+//	    -artefact out/release/sensor-1.4.0-arm64-efi.upd     # serve it from the reference cloud
 //	release verify -pub HEX -board arm64-efi -running 1.3.0 out/release/sensor-1.4.0-arm64-efi.json
 //
 // The private key is 32 bytes of seed, hex, in a file only the release
@@ -120,15 +122,15 @@ func sign(args []string) error {
 	board := fs.String("board", "", "board profile the image is built for")
 	version := fs.String("version", "", "version the artefact installs")
 	root := fs.String("root", "", "root file system image (squashfs)")
-	urlBase := fs.String("url", "", "URL prefix the artefact will be served under")
+	urlBase := fs.String("url", "", "URL prefix the artefact will be served under (not signed; a collector that publishes it serves it from its own URL)")
 	floor := fs.String("floor", "", "lowest version sensors may run from now on")
 	downgrade := fs.Bool("downgrade", false, "order a downgrade (the version is older than what sensors run)")
 	outDir := fs.String("o", ".", "output directory")
 	var boots bootFlags
 	fs.Var(&boots, "boot", "NAME=FILE boot file of the slot (repeat); the kernel is vmlinuz")
 	fs.Parse(args)
-	if *keyFile == "" || *board == "" || *version == "" || *root == "" || *urlBase == "" {
-		return fmt.Errorf("sign needs -key, -board, -version, -root and -url")
+	if *keyFile == "" || *board == "" || *version == "" || *root == "" {
+		return fmt.Errorf("sign needs -key, -board, -version and -root")
 	}
 	key, err := readKey(*keyFile)
 	if err != nil {
@@ -154,8 +156,10 @@ func sign(args []string) error {
 	}
 	defer out.Close()
 	whole := sha256.New()
-	m := update.Manifest{Version: *version, Board: *board, URL: strings.TrimSuffix(*urlBase, "/") + "/" + base + ".upd",
-		Floor: *floor, Downgrade: *downgrade}
+	m := update.Manifest{Version: *version, Board: *board, Floor: *floor, Downgrade: *downgrade}
+	if *urlBase != "" {
+		m.URL = strings.TrimSuffix(*urlBase, "/") + "/" + base + ".upd"
+	}
 	var off int64
 	for _, s := range srcs {
 		f, err := os.Open(s.path)

@@ -7,6 +7,11 @@
 // commits; otherwise it reboots, and the firmware starts the committed slot
 // again. Then it polls the manifest URL and installs what it names.
 //
+// Requests to the cloud (manifest, artefact, reports) carry the sensor's
+// credentials, Authorization: Bearer TOKEN, from the registration the
+// uplink keeps in the state directory (-settings, registration.json); a
+// request to any other host, or over plain HTTP, never does.
+//
 //	updater -manifest https://cloud.example/sensors/ID/update -report https://cloud.example/sensors/ID/update-report
 package main
 
@@ -51,7 +56,7 @@ func main() {
 		manifestURL  = flag.String("manifest", "", "URL of this box's update manifest (default: CLOUD/v1/update/manifest, CLOUD from the settings)")
 		reportURL    = flag.String("report", "", "URL each update step is POSTed to as JSON (default: CLOUD/v1/update/report)")
 		stateDir     = flag.String("state", "/perm/update", "directory for the updater's state and the staging download")
-		settingsDir  = flag.String("settings", "/perm/sensor", "directory of the box's settings (proxy)")
+		settingsDir  = flag.String("settings", "/perm/sensor", "the uplink's state directory: settings (cloud URL, proxy) and registration (credentials)")
 		caFile       = flag.String("ca", "", "extra CA certificate (PEM) trusted for the cloud")
 		keyHex       = flag.String("key", "", "release public key, hex (default: the one built in, else -key-file)")
 		keyFile      = flag.String("key-file", "/etc/sensor/release.pub", "file holding the release public key, hex (placed in the image by make image)")
@@ -145,6 +150,10 @@ func run(log *slog.Logger, c config) error {
 			}
 		}
 	}()
+	// Manifest, artefact and report requests to the cloud carry the
+	// sensor's credentials from the uplink's registration.
+	client.Transport = &bearer{base: client.Transport, regFile: filepath.Join(c.settingsDir, registrationFile),
+		cloud: func() string { return cloudBase(c) }}
 	in := &update.Installer{
 		Key: pub, Board: prof.Name, Running: running, Boot: boot, ESP: boot.ESP,
 		Root: func(s update.Slot) (update.Device, error) {
@@ -219,6 +228,19 @@ func cloudURLs(c config, boardName, running string) (manifest, report string) {
 	base := strings.TrimSuffix(s.CloudURL, "/")
 	return base + "/v1/update/manifest?" + url.Values{"board": {boardName}, "version": {running}}.Encode(),
 		base + "/v1/update/report"
+}
+
+// cloudBase is the cloud the box reports to: the origin of -manifest when
+// given, else the cloud URL in the settings.
+func cloudBase(c config) string {
+	if c.manifestURL != "" {
+		return c.manifestURL
+	}
+	s, _, err := settings.Load(filepath.Join(c.settingsDir, "settings.json"))
+	if err != nil {
+		return ""
+	}
+	return s.CloudURL
 }
 
 // wanted says whether m is worth an attempt: not the running version, and
