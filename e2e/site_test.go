@@ -8,17 +8,23 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/passivesensor/sensor/internal/testcorpus"
 	"github.com/passivesensor/sensor/settings"
 )
 
@@ -206,7 +212,16 @@ func TestSite(t *testing.T) {
 	code := col.code(t)
 	lap("collector, disk copy, factory provisioning")
 
-	v := bootWith(t, disk, bootOpts{persistent: true, uartPTY: true})
+	// The sniffing NIC is a qemu UDP socket: each datagram the host sends
+	// to sniffAddr is one Ethernet frame on the guest's eth1.
+	sniffAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	sink := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	pw, err := httpPassword(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := bootWith(t, disk, bootOpts{persistent: true, uartPTY: true,
+		sniff: "socket,id=sniff,udp=" + sink + ",localaddr=" + sniffAddr})
 	ctx, cancel := context.WithTimeout(context.Background(), 2**bootTimeout)
 	defer cancel()
 	if _, err := v.waitSerial(ctx, regexpMust(`entered promiscuous mode`)); err != nil {
@@ -269,6 +284,146 @@ func TestSite(t *testing.T) {
 	}
 	t.Logf("registered: %v", sensors[0])
 	lap("registration at the collector")
+
+	// Replay a corpus capture into eth1; the collector must list the same
+	// inventoried assets as the sensor reading that capture offline.
+	capture := testcorpus.File(t, *replayFile)
+	want := offlineAssets(t, capture)
+	n := replay(t, capture, sniffAddr)
+	t.Logf("replayed %d frames of %s; sensor -r inventories %v", n, *replayFile, want)
+	var got map[string]bool
+	for {
+		var assets []struct {
+			ID string `json:"id"`
+		}
+		if err := col.api("/api/assets", &assets); err == nil {
+			got = map[string]bool{}
+			for _, a := range assets {
+				got[a.ID] = true
+			}
+			if mapsEqualKeys(got, want) {
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("collector assets %v, sensor -r on the capture %v", keys(got), keys(want))
+		}
+		time.Sleep(3 * time.Second)
+	}
+	lap("replayed capture's assets at the collector")
+
+	// Reboot through gokrazy's API: /perm keeps the registration, so the
+	// box reports again under the same sensor and never registers anew.
+	if err := v.post(ctx, pw, "/reboot"); err != nil {
+		t.Fatalf("reboot through gokrazy: %v", err)
+	}
+	for {
+		b, _ := os.ReadFile(v.serialLog)
+		if strings.Count(string(b), "Run /gokrazy/init as init process") >= 2 &&
+			strings.Count(string(b), "entered promiscuous mode") >= 2 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the box did not come back from the reboot")
+		}
+		time.Sleep(time.Second)
+	}
+	lap("reboot to a running sensor")
+	before := sensors[0]["batches"]
+	for {
+		err := col.api("/api/sensors", &sensors)
+		if err == nil && len(sensors) == 1 && sensors[0]["batches"] != before {
+			break
+		}
+		if err == nil && len(sensors) > 1 {
+			t.Fatalf("the box registered again after the reboot: %v", sensors)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("no report after the reboot (last: %v, %v)", err, sensors)
+		}
+		time.Sleep(3 * time.Second)
+	}
+	t.Logf("after the reboot: %v", sensors[0])
+	lap("report under the same registration after the reboot")
+}
+
+var replayFile = flag.String("replay", "ICS-Pcaps__LocalPCAP__ModbusFloat.pcap", "corpus capture replayed into the sniffing NIC")
+
+// offlineAssets is the set of asset ids `sensor -r` reports for capture
+// (inventoried devices and the aggregates such as "external").
+func offlineAssets(t *testing.T, capture string) map[string]bool {
+	t.Helper()
+	out, err := exec.Command("go", "run", "../cmd/sensor", "-r", capture, "-json").Output()
+	if err != nil {
+		t.Fatalf("sensor -r %s: %v", capture, err)
+	}
+	ids := map[string]bool{}
+	for _, line := range strings.Split(string(out), "\n") {
+		var r struct{ Kind, ID string }
+		if json.Unmarshal([]byte(line), &r) == nil && r.Kind == "asset" {
+			ids[r.ID] = true
+		}
+	}
+	if len(ids) == 0 {
+		t.Fatalf("sensor -r %s inventories no asset: nothing to compare", capture)
+	}
+	return ids
+}
+
+// replay sends each frame of capture as one UDP datagram to addr, paced
+// so that qemu's socket backend drops none.
+func replay(t *testing.T, capture, addr string) int {
+	t.Helper()
+	f, err := os.Open(capture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := pcapgo.NewReader(f)
+	if err != nil {
+		t.Fatalf("%s: %v", capture, err)
+	}
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	n := 0
+	for {
+		data, _, err := r.ReadPacketData()
+		if err == io.EOF {
+			return n
+		}
+		if err != nil {
+			t.Fatalf("%s: frame %d: %v", capture, n+1, err)
+		}
+		if _, err := c.Write(data); err != nil {
+			t.Fatalf("sending frame %d: %v", n+1, err)
+		}
+		n++
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func mapsEqualKeys(a, b map[string]bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if !b[k] {
+			return false
+		}
+	}
+	return true
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func regexpMust(s string) *regexp.Regexp { return regexp.MustCompile(s) }
