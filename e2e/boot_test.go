@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -17,6 +18,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -37,10 +39,18 @@ const (
 
 // vm is one qemu-system-aarch64 run of the image.
 type vm struct {
-	cmd       *exec.Cmd
-	serialLog string // guest serial console (ttyAMA0)
-	httpAddr  string // host address forwarded to the guest's port 80 on eth0
-	started   time.Time
+	cmd *exec.Cmd
+	// serialLog is the kernel's and gokrazy's console: a virtio console
+	// (hvc0), because the board's only UART (ttyAMA0, the PL011 of qemu
+	// virt) belongs to cmd/serialconsole, as on the real box.
+	serialLog string
+	// uartLog receives the UART (ttyAMA0: firmware output, then the set-up
+	// console) unless bootOpts.uartPTY put it on a pty instead.
+	uartLog string
+	// uartPTY is the host pty of the UART when bootOpts.uartPTY is set.
+	uartPTY  string
+	httpAddr string // host address forwarded to the guest's port 80 on eth0
+	started  time.Time
 }
 
 func requireTools(t *testing.T) string {
@@ -94,6 +104,12 @@ type bootOpts struct {
 	persistent bool
 	// watchdog gives the guest an i6300esb watchdog that resets it.
 	watchdog bool
+	// uartPTY puts the UART (ttyAMA0, the set-up console) on a host pty,
+	// found in vm.uartPTY, for a terminal program such as plink.
+	uartPTY bool
+	// sniff replaces the sniffing NIC's netdev (default: a restricted
+	// user network that carries nothing), e.g. "dgram,id=sniff,...".
+	sniff string
 }
 
 func bootWith(t *testing.T, img string, o bootOpts) *vm {
@@ -110,6 +126,7 @@ func bootWith(t *testing.T, img string, o bootOpts) *vm {
 	port := freePort(t)
 	v := &vm{
 		serialLog: filepath.Join(dir, "serial.log"),
+		uartLog:   filepath.Join(dir, "uart.log"),
 		httpAddr:  fmt.Sprintf("127.0.0.1:%d", port),
 	}
 	args := []string{
@@ -121,21 +138,43 @@ func bootWith(t *testing.T, img string, o bootOpts) *vm {
 		"-device", "virtio-blk-pci,drive=disk",
 		"-netdev", fmt.Sprintf("user,id=mgmt,hostfwd=tcp:%s-:80", v.httpAddr),
 		"-device", "virtio-net-pci,netdev=mgmt",
-		"-netdev", "user,id=sniff,restrict=on",
+		"-netdev", cmp.Or(o.sniff, "user,id=sniff,restrict=on"),
 		"-device", "virtio-net-pci,netdev=sniff",
-		"-serial", "file:" + v.serialLog,
+		"-chardev", "file,id=hvc,path=" + v.serialLog,
+		"-device", "virtio-serial-pci",
+		"-device", "virtconsole,chardev=hvc",
+	}
+	if o.uartPTY {
+		args = append(args, "-serial", "pty")
+	} else {
+		args = append(args, "-serial", "file:"+v.uartLog)
 	}
 	if o.watchdog {
 		args = append(args, "-device", "i6300esb", "-watchdog-action", "reset")
 	}
 	v.cmd = exec.Command("qemu-system-aarch64", args...)
-	var stderr bytes.Buffer
+	var stderr syncBuffer
 	v.cmd.Stdout = &stderr
 	v.cmd.Stderr = &stderr
 	t.Logf("qemu-system-aarch64 %s", strings.Join(args, " "))
 	v.started = time.Now()
 	if err := v.cmd.Start(); err != nil {
 		t.Fatalf("starting qemu: %v", err)
+	}
+	if o.uartPTY {
+		// qemu names the pty it made on its output:
+		// "char device redirected to /dev/pts/3 (label serial0)".
+		re := regexp.MustCompile(`redirected to (/dev/pts/[0-9]+) \(label serial0\)`)
+		for deadline := time.Now().Add(10 * time.Second); v.uartPTY == ""; time.Sleep(50 * time.Millisecond) {
+			if m := re.FindStringSubmatch(stderr.String()); m != nil {
+				v.uartPTY = m[1]
+			} else if time.Now().After(deadline) {
+				v.cmd.Process.Kill()
+				v.cmd.Wait()
+				t.Fatalf("qemu never reported the UART's pty; output:\n%s", stderr.String())
+			}
+		}
+		t.Logf("UART (ttyAMA0) on %s", v.uartPTY)
 	}
 	t.Cleanup(func() {
 		v.cmd.Process.Kill()
@@ -151,6 +190,25 @@ func bootWith(t *testing.T, img string, o bootOpts) *vm {
 		}
 	})
 	return v
+}
+
+// syncBuffer is a bytes.Buffer that qemu's output goroutine and the test
+// may use at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // waitSerial waits until the serial console shows a line matching re.
