@@ -60,6 +60,8 @@ var roleClasses = map[string]classVote{
 	"s7-client":              {dissect.ClassHMI, 45, ""},
 	"enip-client":            {dissect.ClassHMI, 35, ""},
 	"fins-client":            {dissect.ClassHMI, 40, ""},
+	"toyopuc-server":         {dissect.ClassPLC, 60, ""},
+	"toyopuc-client":         {dissect.ClassHMI, 40, ""},
 	"ads-client":             {dissect.ClassHMI, 35, ""},
 	"slmp-client":            {dissect.ClassHMI, 40, ""},
 	"srtp-client":            {dissect.ClassHMI, 40, ""},

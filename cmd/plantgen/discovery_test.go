@@ -92,8 +92,8 @@ func TestDiscoveryIdentities(t *testing.T) {
 	as := discoveryInventory(t)
 
 	pc := discoveryAsset(t, as, opsPC40.IP.String())
-	if pc.MAC.String() != opsPC40.MAC.String() || pc.Hostname != opsPC40.Name || pc.Domain != plantWorkgroup || pc.OS != "Windows 7" {
-		t.Errorf("PC: MAC %s hostname %q domain %q OS %q", pc.MAC, pc.Hostname, pc.Domain, pc.OS)
+	if pc.MAC.String() != opsPC40.MAC.String() || pc.Hostname != opsPC40.Name || pc.Attrs[asset.AttrWorkgroup] != plantWorkgroup || pc.OS != "Windows 7" {
+		t.Errorf("PC: MAC %s hostname %q workgroup %q OS %q", pc.MAC, pc.Hostname, pc.Attrs[asset.AttrWorkgroup], pc.OS)
 	}
 	for attr, want := range map[string]string{
 		"browser.os_version":   "6.1",
@@ -116,8 +116,8 @@ func TestDiscoveryIdentities(t *testing.T) {
 	}
 
 	prn := discoveryAsset(t, as, prnLine1.IP.String())
-	if prn.MAC.String() != prnLine1.MAC.String() || prn.Hostname != prnLine1.Name || prn.Domain != plantWorkgroup || prn.Class != dissect.ClassPrinter {
-		t.Errorf("printer: MAC %s hostname %q domain %q class %q", prn.MAC, prn.Hostname, prn.Domain, prn.Class)
+	if prn.MAC.String() != prnLine1.MAC.String() || prn.Hostname != prnLine1.Name || prn.Attrs[asset.AttrWorkgroup] != plantWorkgroup || prn.Class != dissect.ClassPrinter {
+		t.Errorf("printer: MAC %s hostname %q workgroup %q class %q", prn.MAC, prn.Hostname, prn.Attrs[asset.AttrWorkgroup], prn.Class)
 	}
 	for attr, want := range map[string]string{
 		"ssdp.server":       prnServer,
