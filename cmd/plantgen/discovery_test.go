@@ -1,72 +1,14 @@
 package main
 
 import (
-	"errors"
-	"io"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/passivesensor/sensor/asset"
-	"github.com/passivesensor/sensor/capture"
 	"github.com/passivesensor/sensor/dissect"
-	"github.com/passivesensor/sensor/flow"
-	"github.com/passivesensor/sensor/it"
-	"github.com/passivesensor/sensor/ot"
 )
-
-// discoveryInventory runs the generated plant through the sensor's
-// pipeline as cmd/sensor's worker does (decoder, flow table binding
-// addresses to MACs, the registry of every dissector, the inventory) and
-// returns the inventory's assets.
-func discoveryInventory(t *testing.T) []asset.Asset {
-	t.Helper()
-	data, err := Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "plant.pcap")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	src, err := capture.OpenFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	inv := asset.NewInventory(asset.DefaultClasses())
-	flows := flow.NewTable(flow.Config{OnEvict: inv.AddFlow})
-	reg := dissect.NewRegistry(append(it.All(), ot.All()...)...)
-	var (
-		dec capture.Decoder
-		pkt capture.Packet
-	)
-	for {
-		fr, err := src.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if dec.Decode(fr, &pkt) != nil {
-			continue
-		}
-		var f *flow.Flow
-		var dir flow.Dir
-		if pkt.HasIP() && (pkt.IPProto == capture.ProtoTCP || pkt.IPProto == capture.ProtoUDP) {
-			if f, dir = flows.Lookup(&pkt); f != nil && f.Packets[flow.FromClient]+f.Packets[flow.FromServer] == 1 {
-				inv.AddFlow(f)
-			}
-		}
-		reg.Dispatch(&dissect.Packet{Packet: &pkt, Flow: f, Dir: dir}, inv)
-	}
-	flows.Range(func(f *flow.Flow) bool { inv.AddFlow(f); return true })
-	return inv.Assets()
-}
 
 // discoveryAsset returns the asset holding address ip.
 func discoveryAsset(t *testing.T, as []asset.Asset, ip string) asset.Asset {
@@ -89,7 +31,7 @@ func discoveryAsset(t *testing.T, as []asset.Asset, ip string) asset.Asset {
 // printer's name (node status), UPnP and WSD identity; the router's IPv6
 // roles; the HMI's link-local address bound to its MAC.
 func TestDiscoveryIdentities(t *testing.T) {
-	as := discoveryInventory(t)
+	as := plantInventory(t).Assets()
 
 	pc := discoveryAsset(t, as, opsPC40.IP.String())
 	if pc.MAC.String() != opsPC40.MAC.String() || pc.Hostname != opsPC40.Name || pc.Attrs[asset.AttrWorkgroup] != plantWorkgroup || pc.OS != "Windows 7" {

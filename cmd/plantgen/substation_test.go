@@ -60,6 +60,7 @@ func plantInventory(t *testing.T) *asset.Inventory {
 		}
 		reg.Dispatch(&dissect.Packet{Packet: &cp, Flow: f, Dir: dir}, inv)
 	}
+	tab.Range(func(f *flow.Flow) bool { inv.AddFlow(f); return true })
 	return inv
 }
 

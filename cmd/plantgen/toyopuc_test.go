@@ -10,7 +10,7 @@ import (
 // TestToyopucPlant: the sensor learns the assembly line's TOYOPUC PLC
 // from the computer link the HMI speaks to it.
 func TestToyopucPlant(t *testing.T) {
-	inv := vendorInventory(t)
+	inv := plantInventory(t)
 	a, ok := inv.Lookup(toyopucPLC.IP)
 	if !ok {
 		t.Fatalf("%s (%s) missing from the inventory", toyopucPLC.Name, toyopucPLC.IP)

@@ -1,74 +1,19 @@
 package main
 
 import (
-	"errors"
-	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/passivesensor/sensor/asset"
 	"github.com/passivesensor/sensor/capture"
-	"github.com/passivesensor/sensor/dissect"
-	"github.com/passivesensor/sensor/flow"
-	"github.com/passivesensor/sensor/it"
 	"github.com/passivesensor/sensor/ot"
 )
-
-// vendorInventory reads the generated plant through the sensor's pipeline
-// (capture file, decoder, flow table, every IT and OT dissector, the asset
-// inventory) and returns the inventory.
-func vendorInventory(t *testing.T) *asset.Inventory {
-	t.Helper()
-	data, err := Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "plant.pcap")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	src, err := capture.OpenFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	inv := asset.NewInventory(asset.DefaultClasses())
-	tab := flow.NewTable(flow.Config{OnEvict: inv.AddFlow})
-	reg := dissect.NewRegistry(append(it.All(), ot.All()...)...)
-	var (
-		dec capture.Decoder
-		cp  capture.Packet
-	)
-	for {
-		fr, err := src.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if dec.Decode(fr, &cp) != nil {
-			continue
-		}
-		var f *flow.Flow
-		var dir flow.Dir
-		if cp.HasIP() {
-			if f, dir = tab.Lookup(&cp); f != nil {
-				inv.AddFlow(f)
-			}
-		}
-		reg.Dispatch(&dissect.Packet{Packet: &cp, Flow: f, Dir: dir}, inv)
-	}
-	return inv
-}
 
 // TestVendorOTPlant: the sensor learns what the vendor controllers of the
 // plant say about themselves over FINS, ADS, SLMP, Fox, EtherCAT,
 // CC-Link IE Field Basic, PC Worx, OptoMMP and Crimson v3.
 func TestVendorOTPlant(t *testing.T) {
-	inv := vendorInventory(t)
+	inv := plantInventory(t)
 	check := func(d Device, field, got, want string) {
 		t.Helper()
 		if got != want {
