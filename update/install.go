@@ -134,7 +134,9 @@ func (in *Installer) fail(st State, err error) error {
 
 // Install checks m, fetches and verifies the artefact, writes it to the
 // inactive slot, verifies the slot by reading it back, and arms a one-shot
-// trial boot of it. The caller reboots after a nil return.
+// trial boot of it. The caller reboots after a nil return. A download that
+// stopped part-way is reported (phase downloading, with the reason) and
+// returns an error wrapping ErrDownload: calling Install again resumes it.
 func (in *Installer) Install(ctx context.Context, m Manifest) error {
 	prev, _ := in.LoadState()
 	booted, err := in.Boot.Booted()
@@ -160,9 +162,17 @@ func (in *Installer) Install(ctx context.Context, m Manifest) error {
 	}
 	in.report(st)
 	path, err := in.Fetch.Fetch(ctx, m)
+	if errors.Is(err, ErrDownload) {
+		// Not a failure of the update: the next attempt resumes.
+		st.Detail = err.Error()
+		in.saveState(st)
+		in.report(st)
+		return err
+	}
 	if err != nil {
 		return in.fail(st, err)
 	}
+	st.Detail = ""
 	st.Phase = PhaseVerified
 	in.report(st)
 

@@ -91,6 +91,10 @@ var (
 	ErrManifest  = errors.New("manifest is malformed")
 	ErrHash      = errors.New("artefact hash does not match the manifest")
 	ErrSize      = errors.New("artefact size does not match the manifest")
+	// ErrDownload is a download that stopped part-way (connection lost,
+	// stalled, or the server failing for now): what arrived is kept and
+	// the next attempt resumes from there.
+	ErrDownload = errors.New("download interrupted")
 )
 
 // MaxArtefactSize bounds what the box agrees to download and write: two

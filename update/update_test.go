@@ -10,8 +10,10 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // setup serves new's artefact and returns a world running old with the
@@ -313,8 +315,8 @@ func TestDownloadResumesThroughProxy(t *testing.T) {
 	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu)}}
 	_, m := rel.artefact(testBoard, origin.URL+"/a")
 	f := &Fetcher{Client: client, Dir: t.TempDir()}
-	if _, err := f.Fetch(context.Background(), m); err == nil {
-		t.Fatal("the interrupted download reported success")
+	if _, err := f.Fetch(context.Background(), m); !errors.Is(err, ErrDownload) {
+		t.Fatalf("the interrupted download: %v, want ErrDownload", err)
 	}
 	path, err := f.Fetch(context.Background(), m)
 	if err != nil {
@@ -356,5 +358,90 @@ func TestCompareVersions(t *testing.T) {
 		if got := CompareVersions(c.a, c.b); got != c.want {
 			t.Errorf("CompareVersions(%q, %q) = %d, want %d", c.a, c.b, got, c.want)
 		}
+	}
+}
+
+// An install whose download is cut is no failure: the box reports how far
+// it got, keeps the state that lets it try again, and the next attempt
+// resumes with a Range request and installs.
+func TestInterruptedDownloadResumesAndInstalls(t *testing.T) {
+	old, new := newRelease("1.0.0", 300_000), newRelease("1.1.0", 300_000)
+	w := newWorld(t, old, 0, 6)
+	w.releases[new.version] = new
+	data, _ := new.artefact(testBoard, "")
+	var ranges []string
+	cut := true
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		ranges = append(ranges, r.Header.Get("Range"))
+		if cut {
+			cut = false
+			rw.Header().Set("Content-Length", fmt.Sprint(len(data)))
+			rw.Write(data[:100_000])
+			rw.(http.Flusher).Flush()
+			conn, _, _ := rw.(http.Hijacker).Hijack()
+			conn.Close()
+			return
+		}
+		http.ServeContent(rw, r, "u", timeZero, bytes.NewReader(data))
+	}))
+	defer srv.Close()
+	_, m := new.artefact(testBoard, srv.URL+"/u")
+	in := w.installer(old.version, &Fetcher{Client: srv.Client(), Dir: filepath.Join(w.perm, "staging")})
+	var steps []Step
+	in.Report = func(s Step) { steps = append(steps, s) }
+	err := in.Install(context.Background(), m)
+	if !errors.Is(err, ErrDownload) {
+		t.Fatalf("cut download: %v, want ErrDownload", err)
+	}
+	if w.pw.ops != 0 {
+		t.Fatalf("%d writes to the slots or boot control before the artefact was whole", w.pw.ops)
+	}
+	last := steps[len(steps)-1]
+	if last.Phase != PhaseDownloading || !strings.Contains(last.Detail, "stopped at byte 100000") {
+		t.Fatalf("last step %+v, want downloading with where it stopped", last)
+	}
+	if st, _ := in.LoadState(); st.Phase != PhaseDownloading {
+		t.Fatalf("state after the cut: %s, want downloading (to try again)", st.Phase)
+	}
+	if err := in.Install(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if len(ranges) != 2 || ranges[0] != "" || ranges[1] != "bytes=100000-" {
+		t.Fatalf("requests' Range headers %q, want none then bytes=100000-", ranges)
+	}
+	bootInto(t, w, "1.1.0")
+}
+
+// A download that stops receiving is given up after Fetcher.Stall and
+// resumed by the next attempt.
+func TestStalledDownloadIsGivenUp(t *testing.T) {
+	rel := newRelease("3.2.0", 200_000)
+	data, _ := rel.artefact(testBoard, "")
+	release := make(chan struct{})
+	first := true
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if first {
+			first = false
+			rw.Header().Set("Content-Length", fmt.Sprint(len(data)))
+			rw.Write(data[:50_000])
+			rw.(http.Flusher).Flush()
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		http.ServeContent(rw, r, "a", timeZero, bytes.NewReader(data))
+	}))
+	defer srv.Close()
+	defer close(release)
+	_, m := rel.artefact(testBoard, srv.URL+"/a")
+	f := &Fetcher{Client: srv.Client(), Dir: t.TempDir(), Stall: 300 * time.Millisecond}
+	_, err := f.Fetch(context.Background(), m)
+	if !errors.Is(err, ErrDownload) || !strings.Contains(err.Error(), "nothing received for 300ms") {
+		t.Fatalf("stalled download: %v, want ErrDownload saying it stalled", err)
+	}
+	if _, err := f.Fetch(context.Background(), m); err != nil {
+		t.Fatal(err)
 	}
 }
