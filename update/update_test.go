@@ -172,6 +172,7 @@ func TestRefusedUpdatesWriteNothing(t *testing.T) {
 			m.Sign(testKey)
 		}, ErrVersion},
 		{"same version", func(m *Manifest, _ *[]byte) { m.Version = "2.0.0"; m.Sign(testKey) }, ErrVersion},
+		{"version that is no word", func(m *Manifest, _ *[]byte) { m.Version = "2.1.0 init=/bin/sh"; m.Sign(testKey) }, ErrManifest},
 		{"part outside artefact", func(m *Manifest, _ *[]byte) { m.Parts[1].Size = m.Size; m.Sign(testKey) }, ErrManifest},
 	}
 	for _, c := range cases {
