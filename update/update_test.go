@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -64,6 +65,9 @@ func TestHealthyTrialCommits(t *testing.T) {
 	if err := in2.AfterBoot(context.Background(), 0, noHealthCheck); err != nil {
 		t.Fatal(err)
 	}
+	if ents, _ := os.ReadDir(in.Fetch.Dir); len(ents) != 0 {
+		t.Fatalf("staging directory keeps %d files after the slot was written", len(ents))
+	}
 	want := []string{PhaseDownloading, PhaseVerified, PhaseWriting, PhaseArmed, PhaseTrial, PhaseCommitted}
 	if fmt.Sprint(steps) != fmt.Sprint(want) {
 		t.Fatalf("reported steps %v, want %v", steps, want)
@@ -113,7 +117,19 @@ func TestUnhealthyTrialRollsBack(t *testing.T) {
 	if st.Phase != PhaseRolledBack || st.Version != "1.1.0" {
 		t.Fatalf("state after rollback %+v", st)
 	}
+	// Back on the old slot the box says so, once.
+	if len(got) != 1 || got[0].Phase != PhaseRolledBack || !strings.Contains(got[0].Detail, "sensor restarted 3 times; back on 1.0.0") {
+		t.Fatalf("reported after the rollback: %+v", got)
+	}
 	bootInto(t, w, "1.0.0")
+	again := w.installer("1.0.0", in.Fetch)
+	again.Report = back.Report
+	if err := again.AfterBoot(context.Background(), 0, noHealthCheck); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 {
+		t.Fatalf("reported again on the next boot: %+v", got)
+	}
 }
 
 // A trial whose kernel panics or hangs until the watchdog resets the box
