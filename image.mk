@@ -18,7 +18,10 @@ IMAGE       ?= $(OUT)/$(BOARD).img
 # boot and two root partitions plus 100 MiB of /perm. 2 GiB gives /perm
 # about 944 MiB. The file is sparse: it takes ~100 MiB on disk.
 IMAGE_BYTES ?= 2147483648
-GOK         := $(GO) tool gok --parent_dir $(CURDIR)/gokrazy -i $(BOARD)
+# The gokrazy instances (one directory per board); make e2e-update points
+# it at derived instances to build its deliberately broken releases.
+GOKRAZY_DIR ?= $(CURDIR)/gokrazy
+GOK         := $(GO) tool gok --parent_dir $(GOKRAZY_DIR) -i $(BOARD)
 IMAGE_APT   := e2fsprogs qemu-system-arm qemu-efi-aarch64
 # The release key: the image trusts its public half (/etc/sensor/release.pub)
 # and make release signs with it. Default: a development key made on first use.
@@ -49,7 +52,7 @@ image: image-deps
 	rm -f $(IMAGE)
 	@mkdir -p $(OUT)
 	@test -f $(RELEASE_KEY) || { echo "no RELEASE_KEY: making a development key $(RELEASE_KEY)"; $(GO) run ./cmd/release keygen -o $(RELEASE_KEY) >/dev/null; }
-	$(GO) run ./cmd/release pub -key $(RELEASE_KEY) > gokrazy/$(BOARD)/release.pub
+	$(GO) run ./cmd/release pub -key $(RELEASE_KEY) > $(GOKRAZY_DIR)/$(BOARD)/release.pub
 ifeq ($(BOARD),arm64)
 	@for c in sgdisk mkfs.vfat mcopy; do command -v $$c >/dev/null || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q gdisk dosfstools mtools; break; }; done
 	$(GOK) overwrite --boot $(IMAGE).boot.fat --root $(IMAGE).root.squashfs > $(IMAGE).log 2>&1 || \
@@ -86,8 +89,11 @@ e2e: image
 # system and the kernel (taken from the boot file system gok writes), signed
 # with RELEASE_KEY into $(OUT)/release/. Without RELEASE_KEY a development
 # key is made in $(OUT)/release-dev.key: sensors built with the real public
-# key refuse what it signs.
+# key refuse what it signs. FLOOR signs a version floor (sensors that
+# install it never go below it again); DOWNGRADE=1 orders a downgrade.
 RELEASE_URL ?= https://updates.invalid/sensor/
+FLOOR       ?=
+DOWNGRADE   ?=
 BOARD_PROFILE_arm64 := arm64-efi
 BOARD_PROFILE_rpi4  := rpi4
 
@@ -96,18 +102,32 @@ release:
 	@command -v mcopy >/dev/null || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q mtools; }
 	@mkdir -p $(OUT)/release/$(BOARD)
 	@test -f $(RELEASE_KEY) || { echo "no RELEASE_KEY: making a development key $(RELEASE_KEY)"; $(GO) run ./cmd/release keygen -o $(RELEASE_KEY); }
+	$(GO) run ./cmd/release pub -key $(RELEASE_KEY) > $(GOKRAZY_DIR)/$(BOARD)/release.pub
 	$(GOK) overwrite --root $(OUT)/release/$(BOARD)/root.squashfs --boot $(OUT)/release/$(BOARD)/boot.fat > $(OUT)/release/$(BOARD)/gok.log 2>&1 || \
 		{ cat $(OUT)/release/$(BOARD)/gok.log; exit 1; }
 	mcopy -o -i $(OUT)/release/$(BOARD)/boot.fat ::vmlinuz $(OUT)/release/$(BOARD)/vmlinuz
 	$(GO) run ./cmd/release sign -key $(RELEASE_KEY) -board $(BOARD_PROFILE_$(BOARD)) -version $(VERSION) \
 		-root $(OUT)/release/$(BOARD)/root.squashfs -boot vmlinuz=$(OUT)/release/$(BOARD)/vmlinuz \
-		-url $(RELEASE_URL) -o $(OUT)/release
+		-url $(RELEASE_URL) $(if $(FLOOR),-floor $(FLOOR)) $(if $(DOWNGRADE),-downgrade) -o $(OUT)/release
 
-# e2e-update builds an image at 1.0.0 and an update to 1.1.0 signed with the
-# same key, boots the image in qemu and lets the cloud (the test) order the
-# update, a broken update and a forged one.
+# e2e-update builds an image at 1.0.0, a good update to 1.1.0 (signed floor
+# 1.1.0) and two releases broken as real ones break, from derived gokrazy
+# instances: 1.2.1 whose sensor exits at start (its command line names a
+# classes file the release does not ship) and 1.2.2 that hangs the box
+# (e2e/hang). All are signed with the same key. The test (e2e/update_test.go)
+# runs the real collector, which orders them, tinyproxy on the host as the
+# site's proxy, and the image in qemu with an i6300esb watchdog; it kills
+# qemu during an install and during a trial boot. Not part of make test.
+E2E_UPDATE_APT := tinyproxy:tinyproxy debugfs:e2fsprogs mcopy:mtools
+VARIANTS := $(OUT)/variants
 .PHONY: e2e-update
 e2e-update: image-deps
+	@for p in $(E2E_UPDATE_APT); do command -v $${p%%:*} >/dev/null || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $${p#*:}; }; done
 	$(MAKE) image BOARD=arm64 IMAGE=$(OUT)/arm64.img IMAGE_VERSION=1.0.0
-	$(MAKE) release BOARD=arm64 VERSION=1.1.0
-	$(GO) test -tags e2e -count=1 -v -timeout 30m ./e2e -run TestUpdate -image $(abspath $(OUT)/arm64.img)
+	$(MAKE) release BOARD=arm64 VERSION=1.1.0 FLOOR=1.1.0
+	$(GO) run ./e2e/variant -from gokrazy/arm64 -o $(VARIANTS)/sensor-exits/arm64 \
+		-flags 'github.com/passivesensor/sensor/cmd/sensor=-config /etc/sensor/classes.json'
+	$(MAKE) release BOARD=arm64 VERSION=1.2.1 GOKRAZY_DIR=$(CURDIR)/$(VARIANTS)/sensor-exits
+	$(GO) run ./e2e/variant -from gokrazy/arm64 -o $(VARIANTS)/hang/arm64 -add github.com/passivesensor/sensor/e2e/hang
+	$(MAKE) release BOARD=arm64 VERSION=1.2.2 GOKRAZY_DIR=$(CURDIR)/$(VARIANTS)/hang
+	$(GO) test -tags e2e -count=1 -v -timeout 60m ./e2e -run TestUpdate -image $(abspath $(OUT)/arm64.img)

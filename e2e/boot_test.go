@@ -110,6 +110,11 @@ type bootOpts struct {
 	// sniff replaces the sniffing NIC's netdev (default: a restricted
 	// user network that carries nothing), e.g. "dgram,id=sniff,...".
 	sniff string
+	// vars is the firmware's variable store to use instead of a fresh
+	// copy: the box's NVRAM, kept across qemu runs.
+	vars string
+	// extra are further qemu arguments.
+	extra []string
 }
 
 func bootWith(t *testing.T, img string, o bootOpts) *vm {
@@ -122,6 +127,9 @@ func bootWith(t *testing.T, img string, o bootOpts) *vm {
 	}
 	if err := os.WriteFile(vars, b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+	if o.vars != "" {
+		vars = o.vars
 	}
 	port := freePort(t)
 	v := &vm{
@@ -152,6 +160,7 @@ func bootWith(t *testing.T, img string, o bootOpts) *vm {
 	if o.watchdog {
 		args = append(args, "-device", "i6300esb", "-watchdog-action", "reset")
 	}
+	args = append(args, o.extra...)
 	v.cmd = exec.Command("qemu-system-aarch64", args...)
 	var stderr syncBuffer
 	v.cmd.Stdout = &stderr
