@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/passivesensor/sensor/asset"
+	"github.com/passivesensor/sensor/board"
 	"github.com/passivesensor/sensor/capture"
 	"github.com/passivesensor/sensor/status"
 	"github.com/passivesensor/sensor/update"
@@ -20,6 +21,16 @@ import (
 // on the appliance, the version of the slot it runs from (the updater puts
 // it on the slot's kernel command line).
 var Version = slotVersion("/proc/cmdline", "dev")
+
+// boardName is the board profile the sensor registers with, so that the
+// cloud can order updates per board; "" off the appliance.
+func boardName() string {
+	p, err := board.Detect()
+	if err != nil {
+		return ""
+	}
+	return p.Name
+}
 
 // slotVersion reads the slot's version from the kernel command line file,
 // or returns def when there is none (not on the appliance).
@@ -80,7 +91,7 @@ func newCloud(s *Sensor, ifaces []string) *cloud {
 // operator gave local classes.
 func (c *cloud) openAgent(stateDir, cloudURL, caFile string, localClasses bool) error {
 	a, err := uplink.OpenAgent(uplink.AgentOptions{
-		StateDir: stateDir, CloudURL: cloudURL, CAFile: caFile, Version: Version,
+		StateDir: stateDir, CloudURL: cloudURL, CAFile: caFile, Version: Version, Board: boardName(),
 		StatusFill: c.fillStatus,
 		OnConfig: func(cfg uplink.Config) {
 			c.mu.Lock()
