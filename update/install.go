@@ -325,6 +325,11 @@ func (in *Installer) AfterBoot(ctx context.Context, bound time.Duration, healthy
 		in.report(st)
 		return nil
 	}
+	if def, err := in.Boot.Default(); err == nil && def == st.Slot {
+		// The commit reached the boot control but the power went before
+		// the state said so: the slot is the default, finish.
+		return in.committed(st)
+	}
 	st.Phase = PhaseTrial
 	st.TrialBoots++
 	if st.TrialBoots > 1 {
@@ -354,6 +359,11 @@ func (in *Installer) AfterBoot(ctx context.Context, bound time.Duration, healthy
 	if err := in.Boot.Commit(st.Slot); err != nil {
 		return err
 	}
+	return in.committed(st)
+}
+
+// committed records and reports a committed trial.
+func (in *Installer) committed(st State) error {
 	st.Phase, st.Detail, st.TrialBoots = PhaseCommitted, "", 0
 	if err := in.saveState(st); err != nil {
 		return err

@@ -17,11 +17,21 @@ import (
 	"time"
 )
 
-// setup serves new's artefact and returns a world running old with the
-// manifest ordering new.
+// setup serves new's artefact and returns an EFI world running old with
+// the manifest ordering new.
 func setup(t *testing.T, old, new release, cutAt int, seed uint64) (*world, *Installer, Manifest) {
 	t.Helper()
-	w := newWorld(t, old, cutAt, seed)
+	return setupOn(t, newWorld, old, new, cutAt, seed)
+}
+
+// worldMaker makes a box of one kind running old, its power cut at
+// operation cutAt.
+type worldMaker func(t *testing.T, old release, cutAt int, seed uint64) *world
+
+// setupOn is setup for a box that mk makes.
+func setupOn(t *testing.T, mk worldMaker, old, new release, cutAt int, seed uint64) (*world, *Installer, Manifest) {
+	t.Helper()
+	w := mk(t, old, cutAt, seed)
 	w.releases[new.version] = new
 	data, _ := new.artefact(testBoard, "")
 	srv := serve(t, map[string][]byte{"/sensor-" + new.version + ".upd": data})
@@ -228,8 +238,11 @@ func TestRefusedUpdatesWriteNothing(t *testing.T) {
 // always comes back, on the old version, or on the new one only when the
 // trial had been armed (after the slot was verified).
 func TestPowerCutDuringInstall(t *testing.T) {
-	old, new := newRelease("1.0.0", 300_000), newRelease("1.1.0", 290_000)
-	w, in, m := setup(t, old, new, 0, 5)
+	powerCutInstall(t, newWorld, newRelease("1.0.0", 300_000), newRelease("1.1.0", 290_000))
+}
+
+func powerCutInstall(t *testing.T, mk worldMaker, old, new release) {
+	w, in, m := setupOn(t, mk, old, new, 0, 5)
 	if err := in.Install(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
@@ -244,22 +257,20 @@ func TestPowerCutDuringInstall(t *testing.T) {
 	}
 	for cut := 1; cut <= total; cut++ {
 		for seed := range seeds {
-			w, in, m := setup(t, old, new, cut, uint64(seed*1000+cut))
+			w, in, m := setupOn(t, mk, old, new, cut, uint64(seed*1000+cut))
 			err := in.Install(context.Background(), m)
-			armed := w.vars.vars[varEntryOneShot] == EntryName(SlotB)
-			if err == nil && cut <= total {
+			armed := w.armed(SlotB)
+			if err == nil && !armed {
 				// The cut hit the last operation after it took effect.
-				if !armed {
-					t.Fatalf("cut at %d/%d: Install succeeded but nothing armed", cut, total)
-				}
+				t.Fatalf("cut at %d/%d: Install succeeded but nothing armed", cut, total)
 			}
 			v, s, berr := w.firmware()
 			if berr != nil {
 				t.Fatalf("cut at %d/%d (seed %d): %v", cut, total, seed, berr)
 			}
 			switch {
-			case v == "1.0.0" && s == SlotA:
-			case v == "1.1.0" && s == SlotB && armed:
+			case v == old.version && s == SlotA:
+			case v == new.version && s == SlotB && armed:
 			default:
 				t.Fatalf("cut at %d/%d: booted %s from slot %s (armed %v)", cut, total, v, s, armed)
 			}
@@ -268,19 +279,75 @@ func TestPowerCutDuringInstall(t *testing.T) {
 			if !bytes.Equal(a, old.root) {
 				t.Fatalf("cut at %d: the running slot's root changed", cut)
 			}
-			if v == "1.0.0" {
+			if v == old.version {
 				// Back on the old version, the box settles and can
 				// update again.
-				back := w.installer("1.0.0", in.Fetch)
+				back := w.installer(old.version, in.Fetch)
 				if err := back.AfterBoot(context.Background(), 0, noHealthCheck); err != nil {
 					t.Fatal(err)
 				}
 				if err := back.Install(context.Background(), m); err != nil {
 					t.Fatalf("cut at %d: install after the cut: %v", cut, err)
 				}
-				bootInto(t, w, "1.1.0")
+				bootInto(t, w, new.version)
 			}
 		}
+	}
+}
+
+// Cut the power at every durable operation of the trial's settling: the
+// box boots the old version, or the new one only once the commit reached
+// the boot control, and either way the state ends settled, not pending.
+func TestPowerCutDuringCommit(t *testing.T) {
+	powerCutCommit(t, newWorld, newRelease("1.0.0", 300_000), newRelease("1.1.0", 290_000))
+}
+
+func powerCutCommit(t *testing.T, mk worldMaker, old, new release) {
+	count := func(cut int, seed uint64) (w *world, trial *Installer, total int) {
+		w, in, m := setupOn(t, mk, old, new, 0, seed)
+		if err := in.Install(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+		bootInto(t, w, new.version)
+		before := w.pw.ops
+		w.pw.cutAt = before + cut
+		trial = w.installer(new.version, in.Fetch)
+		trial.AfterBoot(context.Background(), 0, noHealthCheck)
+		return w, trial, w.pw.ops - before
+	}
+	_, _, total := count(0, 7)
+	if total < 1 {
+		t.Fatalf("settling a trial is %d durable operations", total)
+	}
+	t.Logf("settling a trial is %d durable operations; cutting at each", total)
+	seen := map[string]int{}
+	for cut := 1; cut <= total; cut++ {
+		for seed := range uint64(4) {
+			w, trial, _ := count(cut, seed*100+uint64(cut))
+			v, s, err := w.firmware()
+			if err != nil {
+				t.Fatalf("cut at %d/%d: %v", cut, total, err)
+			}
+			in := w.installer(v, trial.Fetch)
+			var got []Step
+			in.Report = func(s Step) { got = append(got, s) }
+			if err := in.AfterBoot(context.Background(), 0, noHealthCheck); err != nil && !errors.Is(err, ErrRollback) {
+				t.Fatal(err)
+			}
+			st, _ := in.LoadState()
+			switch {
+			case v == new.version && s == SlotB && st.Phase == PhaseCommitted:
+				seen[new.version]++
+			case v == old.version && s == SlotA && st.Phase == PhaseRolledBack:
+				seen[old.version]++
+			default:
+				t.Fatalf("cut at %d/%d: booted %s from slot %s, state %s (%v)", cut, total, v, s, st.Phase, got)
+			}
+		}
+	}
+	// Both sides of the commit were cut.
+	if seen[new.version] == 0 || seen[old.version] == 0 {
+		t.Fatalf("after the cuts the box came up as %v: one side of the commit was never cut", seen)
 	}
 }
 
