@@ -39,12 +39,11 @@ image-deps:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(IMAGE_APT); \
 	fi
 
-# image writes a full disk image. For EFI boards (arm64) it lays the disk
-# out itself (cmd/release disk) so that each A/B slot can have its own
-# kernel: a 300 MiB boot partition with systemd-boot and slot A's kernel and
-# entry, root A (gok's squashfs), root B, and /perm formatted as ext4. For
-# the Raspberry Pi the disk is gok's own (--full), /perm formatted at the
-# offset gok reports.
+# image writes a full disk image, laid out by cmd/release disk so that each
+# A/B slot has its own boot files: a 300 MiB boot partition with slot A's
+# files in a/ (arm64: systemd-boot, slot A's kernel and entry; rpi4: the
+# firmware, config.txt and tryboot.txt naming a/, and a hybrid MBR for the
+# firmware), root A (gok's squashfs), root B, and /perm formatted as ext4.
 IMAGE_VERSION ?= $(VERSION)
 image: image-deps
 	@test -f gokrazy/$(BOARD)/config.json || { echo "no gokrazy instance config gokrazy/$(BOARD)/config.json"; exit 1; }
@@ -53,23 +52,12 @@ image: image-deps
 	@mkdir -p $(OUT)
 	@test -f $(RELEASE_KEY) || { echo "no RELEASE_KEY: making a development key $(RELEASE_KEY)"; $(GO) run ./cmd/release keygen -o $(RELEASE_KEY) >/dev/null; }
 	$(GO) run ./cmd/release pub -key $(RELEASE_KEY) > $(GOKRAZY_DIR)/$(BOARD)/release.pub
-ifeq ($(BOARD),arm64)
 	@for c in sgdisk mkfs.vfat mcopy; do command -v $$c >/dev/null || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q gdisk dosfstools mtools; break; }; done
 	$(GOK) overwrite --boot $(IMAGE).boot.fat --root $(IMAGE).root.squashfs > $(IMAGE).log 2>&1 || \
 		{ cat $(IMAGE).log; echo "gok failed: see $(IMAGE).log"; exit 1; }
-	$(GO) run ./cmd/release disk -boot $(IMAGE).boot.fat -root $(IMAGE).root.squashfs -version $(IMAGE_VERSION) \
+	$(GO) run ./cmd/release disk -board $(BOARD) -boot $(IMAGE).boot.fat -root $(IMAGE).root.squashfs -version $(IMAGE_VERSION) \
 		-size $(IMAGE_BYTES) -o $(IMAGE)
 	rm -f $(IMAGE).boot.fat
-else
-	$(GOK) overwrite --full $(IMAGE) --target_storage_bytes=$(IMAGE_BYTES) > $(IMAGE).log 2>&1 || \
-		{ cat $(IMAGE).log; echo "gok failed: see $(IMAGE).log"; exit 1; }
-	@grep -v "^\s*$$" $(IMAGE).log | tail -n 25
-	@line=$$(grep -o 'mkfs.ext4 -F -E offset=[0-9]* [^ ]* [0-9]*' $(IMAGE).log | tail -1); \
-	if [ -z "$$line" ]; then echo "gok did not report where /perm starts (see $(IMAGE).log)"; exit 1; fi; \
-	set -- $$line; off=$${4#offset=}; kb=$$6; \
-	echo "formatting /perm: ext4 at byte $$off, $$kb KiB"; \
-	mkfs.ext4 -q -F -L perm -E offset=$$off $(IMAGE) $${kb}k
-endif
 	@ls -ls $(IMAGE)
 
 # boot-smoke boots the image under qemu-system-aarch64 (virt, cortex-a57,
@@ -96,6 +84,11 @@ FLOOR       ?=
 DOWNGRADE   ?=
 BOARD_PROFILE_arm64 := arm64-efi
 BOARD_PROFILE_rpi4  := rpi4
+# The boot files each slot carries (mtools patterns on gok's boot file
+# system): the kernel; on the Raspberry Pi also the device trees of the Pi 4
+# family and the firmware that config.txt's start_file and fixup_file name.
+RELEASE_BOOT_arm64 := vmlinuz
+RELEASE_BOOT_rpi4  := vmlinuz start4.elf fixup4.dat bcm2711-*.dtb
 
 .PHONY: release
 release:
@@ -105,9 +98,11 @@ release:
 	$(GO) run ./cmd/release pub -key $(RELEASE_KEY) > $(GOKRAZY_DIR)/$(BOARD)/release.pub
 	$(GOK) overwrite --root $(OUT)/release/$(BOARD)/root.squashfs --boot $(OUT)/release/$(BOARD)/boot.fat > $(OUT)/release/$(BOARD)/gok.log 2>&1 || \
 		{ cat $(OUT)/release/$(BOARD)/gok.log; exit 1; }
-	mcopy -o -i $(OUT)/release/$(BOARD)/boot.fat ::vmlinuz $(OUT)/release/$(BOARD)/vmlinuz
+	rm -rf $(OUT)/release/$(BOARD)/boot && mkdir -p $(OUT)/release/$(BOARD)/boot
+	for f in $(RELEASE_BOOT_$(BOARD)); do mcopy -n -i $(OUT)/release/$(BOARD)/boot.fat "::$$f" $(OUT)/release/$(BOARD)/boot/ || exit 1; done
 	$(GO) run ./cmd/release sign -key $(RELEASE_KEY) -board $(BOARD_PROFILE_$(BOARD)) -version $(VERSION) \
-		-root $(OUT)/release/$(BOARD)/root.squashfs -boot vmlinuz=$(OUT)/release/$(BOARD)/vmlinuz \
+		-root $(OUT)/release/$(BOARD)/root.squashfs \
+		$$(for f in $(OUT)/release/$(BOARD)/boot/*; do printf -- '-boot %s=%s ' "$${f##*/}" "$$f"; done) \
 		-url $(RELEASE_URL) $(if $(FLOOR),-floor $(FLOOR)) $(if $(DOWNGRADE),-downgrade) -o $(OUT)/release
 
 # e2e-update builds an image at 1.0.0, a good update to 1.1.0 (signed floor

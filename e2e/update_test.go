@@ -55,13 +55,10 @@ const (
 // https://127.0.0.1:RELAY: from inside the guest 127.0.0.1 is the guest
 // itself, so nothing reaches the cloud without the proxy.
 type updateCloud struct {
-	t       *testing.T
+	t *testing.T
+	*collector
 	bin     string // the collector binary
-	data    string // its data directory
 	log     string // its log (stderr)
-	api     string // its URL as the host reaches it
-	client  *http.Client
-	ca      []byte
 	relay   *cutRelay
 	proxy   string // host:port of tinyproxy as the guest reaches it
 	proxyLg *lockedLog
@@ -74,7 +71,7 @@ func startUpdateCloud(t *testing.T) *updateCloud {
 		t.Skip("tinyproxy not installed (make e2e-update installs it)")
 	}
 	dir := t.TempDir()
-	c := &updateCloud{t: t, bin: filepath.Join(dir, "collector"), data: filepath.Join(dir, "data"), log: filepath.Join(dir, "collector.log")}
+	c := &updateCloud{t: t, collector: &collector{data: filepath.Join(dir, "data")}, bin: filepath.Join(dir, "collector"), log: filepath.Join(dir, "collector.log")}
 	if out, err := exec.Command("go", "build", "-o", c.bin, "../cmd/collector").CombinedOutput(); err != nil {
 		t.Fatalf("building collector: %v\n%s", err, out)
 	}
@@ -94,7 +91,7 @@ func startUpdateCloud(t *testing.T) *updateCloud {
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		if u, ok := strings.CutPrefix(sc.Text(), "collector: listening on "); ok {
-			c.api = u
+			c.url = u
 		}
 		if p, ok := strings.CutPrefix(sc.Text(), "collector: CA certificate "); ok {
 			if c.ca, err = os.ReadFile(p); err != nil {
@@ -104,7 +101,7 @@ func startUpdateCloud(t *testing.T) *updateCloud {
 		}
 	}
 	go io.Copy(io.Discard, stdout)
-	if c.api == "" || c.ca == nil {
+	if c.url == "" || c.ca == nil {
 		t.Fatal("collector did not print its URL and CA")
 	}
 	pool := x509.NewCertPool()
@@ -172,19 +169,6 @@ func (c *updateCloud) publish(m update.Manifest, artefact, sensor string) {
 	c.t.Logf("%s", c.run(args...))
 }
 
-func (c *updateCloud) getJSON(path string, v any) error {
-	resp, err := c.client.Get(c.api + path)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s: %s", path, resp.Status, b)
-	}
-	return json.Unmarshal(b, v)
-}
-
 // sensorInfo is what /api/sensors tells of a sensor.
 type sensorInfo struct {
 	ID      string `json:"id"`
@@ -196,7 +180,7 @@ type sensorInfo struct {
 func (c *updateCloud) waitSensor(ctx context.Context) (sensorInfo, error) {
 	for {
 		var ss []sensorInfo
-		if err := c.getJSON("/api/sensors", &ss); err == nil && len(ss) == 1 {
+		if err := c.api("/api/sensors", &ss); err == nil && len(ss) == 1 {
 			return ss[0], nil
 		}
 		select {
@@ -222,7 +206,7 @@ func (c *updateCloud) steps(version string) []updateStep {
 	var u struct {
 		Reports []updateStep `json:"reports"`
 	}
-	if err := c.getJSON("/api/updates", &u); err != nil {
+	if err := c.api("/api/updates", &u); err != nil {
 		c.t.Logf("collector /api/updates: %v", err)
 		return nil
 	}
@@ -742,7 +726,7 @@ func TestUpdate(t *testing.T) {
 		t.Fatalf("tinyproxy's log shows no CONNECT to the cloud %s:\n%s", c.relay.addr, pl)
 	}
 	var ss []sensorInfo
-	if err := c.getJSON("/api/sensors", &ss); err != nil || len(ss) != 1 || ss[0].Version != goodVersion {
+	if err := c.api("/api/sensors", &ss); err != nil || len(ss) != 1 || ss[0].Version != goodVersion {
 		t.Fatalf("the collector shows the sensors %+v (%v); want one running %s", ss, err, goodVersion)
 	}
 
@@ -897,7 +881,7 @@ func TestUpdate(t *testing.T) {
 		t.Fatalf("1.5.1 committed as %+v", st)
 	}
 	lap(step, "then 1.5.1 ordered, installed and committed")
-	if err := c.getJSON("/api/sensors", &ss); err != nil || len(ss) != 1 || ss[0].Version != again.m.Version {
+	if err := c.api("/api/sensors", &ss); err != nil || len(ss) != 1 || ss[0].Version != again.m.Version {
 		t.Fatalf("the collector shows the sensors %+v (%v); want one running %s", ss, err, again.m.Version)
 	}
 	t.Logf("%d power-ons of the box", b.boots)
@@ -948,6 +932,7 @@ func rehash(t *testing.T, m *update.Manifest, artefact string) {
 		m.Parts[i].SHA256 = hashRange(t, artefact, p.Offset, p.Size)
 	}
 }
+
 // post sends an authenticated POST to gokrazy's HTTP API.
 func (v *vm) post(ctx context.Context, pw, path string) error {
 	for {

@@ -174,27 +174,28 @@ func (b *Tryboot) ArmTrial(s Slot) error {
 
 // Commit rewrites config.txt in place to start s, then tryboot.txt.
 func (b *Tryboot) Commit(s Slot) error {
-	cfg, err := b.Boot.ReadFile(PiConfig)
-	if err != nil {
-		return fmt.Errorf("update: commit slot %s: %w", s, err)
+	next, err := b.configNaming(s)
+	if err == nil {
+		err = b.overwrite(PiConfig, next)
 	}
-	next, err := piWithSlot(cfg, s)
 	if err != nil {
-		return fmt.Errorf("update: commit slot %s: %w", s, err)
-	}
-	if err := b.overwrite(PiConfig, next); err != nil {
 		return fmt.Errorf("update: commit slot %s: %w", s, err)
 	}
 	return b.writeTryboot(s)
 }
 
-// writeTryboot makes tryboot.txt the text of config.txt naming s.
-func (b *Tryboot) writeTryboot(s Slot) error {
+// configNaming is the text of config.txt with its slot lines naming s.
+func (b *Tryboot) configNaming(s Slot) ([]byte, error) {
 	cfg, err := b.Boot.ReadFile(PiConfig)
 	if err != nil {
-		return fmt.Errorf("update: %s: %w", PiConfig, err)
+		return nil, fmt.Errorf("update: %s: %w", PiConfig, err)
 	}
-	t, err := piWithSlot(cfg, s)
+	return piWithSlot(cfg, s)
+}
+
+// writeTryboot makes tryboot.txt the text of config.txt naming s.
+func (b *Tryboot) writeTryboot(s Slot) error {
+	t, err := b.configNaming(s)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -351,32 +353,51 @@ func powerCutCommit(t *testing.T, mk worldMaker, old, new release) {
 	}
 }
 
-// The artefact download resumes where an interrupted one stopped, with a
-// Range request, through the configured HTTP proxy.
-func TestDownloadResumesThroughProxy(t *testing.T) {
-	rel := newRelease("3.1.0", 400_000)
-	data, _ := rel.artefact(testBoard, "")
-	var served atomic.Int64
-	var ranges []string
-	cutOnce := true
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ranges = append(ranges, r.Header.Get("Range"))
-		if cutOnce {
-			cutOnce = false
-			// Send a third, then drop the connection.
+// cutOnceOrigin serves data with Range support, drops the first
+// connection after cutAt bytes, and records each request's Range header
+// and the bytes it sent.
+type cutOnceOrigin struct {
+	*httptest.Server
+	mu     sync.Mutex
+	ranges []string
+	served atomic.Int64
+}
+
+func newCutOnceOrigin(t *testing.T, data []byte, cutAt int) *cutOnceOrigin {
+	o := &cutOnceOrigin{}
+	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.mu.Lock()
+		o.ranges = append(o.ranges, r.Header.Get("Range"))
+		first := len(o.ranges) == 1
+		o.mu.Unlock()
+		if first {
 			w.Header().Set("Content-Length", fmt.Sprint(len(data)))
 			w.WriteHeader(http.StatusOK)
-			w.Write(data[:len(data)/3])
-			served.Add(int64(len(data) / 3))
+			w.Write(data[:cutAt])
+			o.served.Add(int64(cutAt))
 			w.(http.Flusher).Flush()
 			conn, _, _ := w.(http.Hijacker).Hijack()
 			conn.Close()
 			return
 		}
-		cw := &countWriter{ResponseWriter: w, n: &served}
-		http.ServeContent(cw, r, "a", timeZero, bytes.NewReader(data))
+		http.ServeContent(&countWriter{ResponseWriter: w, n: &o.served}, r, "a", timeZero, bytes.NewReader(data))
 	}))
-	defer origin.Close()
+	t.Cleanup(o.Close)
+	return o
+}
+
+func (o *cutOnceOrigin) rangesAsked() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.ranges)
+}
+
+// The artefact download resumes where an interrupted one stopped, with a
+// Range request, through the configured HTTP proxy.
+func TestDownloadResumesThroughProxy(t *testing.T) {
+	rel := newRelease("3.1.0", 400_000)
+	data, _ := rel.artefact(testBoard, "")
+	origin := newCutOnceOrigin(t, data, len(data)/3)
 	var proxied atomic.Int64
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		proxied.Add(1)
@@ -406,10 +427,10 @@ func TestDownloadResumesThroughProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := served.Load(); got != int64(len(data)) {
+	if got := origin.served.Load(); got != int64(len(data)) {
 		t.Fatalf("origin sent %d bytes for a %d-byte artefact: the download did not resume", got, len(data))
 	}
-	if len(ranges) != 2 || ranges[1] != fmt.Sprintf("bytes=%d-", len(data)/3) {
+	if ranges := origin.rangesAsked(); len(ranges) != 2 || ranges[1] != fmt.Sprintf("bytes=%d-", len(data)/3) {
 		t.Fatalf("range headers %q", ranges)
 	}
 	if proxied.Load() != 2 {
@@ -453,22 +474,7 @@ func TestInterruptedDownloadResumesAndInstalls(t *testing.T) {
 	w := newWorld(t, old, 0, 6)
 	w.releases[new.version] = new
 	data, _ := new.artefact(testBoard, "")
-	var ranges []string
-	cut := true
-	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		ranges = append(ranges, r.Header.Get("Range"))
-		if cut {
-			cut = false
-			rw.Header().Set("Content-Length", fmt.Sprint(len(data)))
-			rw.Write(data[:100_000])
-			rw.(http.Flusher).Flush()
-			conn, _, _ := rw.(http.Hijacker).Hijack()
-			conn.Close()
-			return
-		}
-		http.ServeContent(rw, r, "u", timeZero, bytes.NewReader(data))
-	}))
-	defer srv.Close()
+	srv := newCutOnceOrigin(t, data, 100_000)
 	_, m := new.artefact(testBoard, srv.URL+"/u")
 	in := w.installer(old.version, &Fetcher{Client: srv.Client(), Dir: filepath.Join(w.perm, "staging")})
 	var steps []Step
@@ -490,7 +496,7 @@ func TestInterruptedDownloadResumesAndInstalls(t *testing.T) {
 	if err := in.Install(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
-	if len(ranges) != 2 || ranges[0] != "" || ranges[1] != "bytes=100000-" {
+	if ranges := srv.rangesAsked(); len(ranges) != 2 || ranges[0] != "" || ranges[1] != "bytes=100000-" {
 		t.Fatalf("requests' Range headers %q, want none then bytes=100000-", ranges)
 	}
 	bootInto(t, w, "1.1.0")

@@ -117,18 +117,10 @@ func run(log *slog.Logger, c config) error {
 	if err := mountSystem(layout); err != nil {
 		return err
 	}
-	boot := &update.SystemdBoot{ESP: update.DirFS{Dir: espMount}, Vars: update.Efivars{}, PartUUID: strings.ToLower(layout.BootUUID)}
-	booted, err := boot.Booted()
-	if err != nil {
-		// Firmware without the Boot Loader Interface: trust root=.
-		log.Warn("no LoaderEntrySelected; using the kernel command line", "err", err)
-		booted = layout.Booted
-	}
-	running, options, err := entryOf(espMount, booted)
+	boot, booted, running, err := bootControl(log, prof.Name, layout)
 	if err != nil {
 		return err
 	}
-	boot.Options = options
 	client, err := httpClient(c.settingsDir, c.caFile)
 	if err != nil {
 		return err
@@ -156,7 +148,7 @@ func run(log *slog.Logger, c config) error {
 	client.Transport = &bearer{base: client.Transport, regFile: filepath.Join(c.settingsDir, registrationFile),
 		cloud: func() string { return cloudBase(c) }}
 	in := &update.Installer{
-		Key: pub, Board: prof.Name, Running: running, Boot: boot, ESP: boot.ESP,
+		Key: pub, Board: prof.Name, Running: running, Boot: boot, ESP: update.DirFS{Dir: espMount},
 		Root: func(s update.Slot) (update.Device, error) {
 			return openDevice(layout.RootDev(s))
 		},
@@ -290,6 +282,39 @@ func mountSystem(l update.Layout) error {
 		return fmt.Errorf("mount boot partition %s: %w", l.Dev(l.BootPart), err)
 	}
 	return nil
+}
+
+// bootControl is the board's boot control, the slot this boot came from
+// and the version it holds: the Raspberry Pi's tryboot, else systemd-boot's
+// entries and EFI variables.
+func bootControl(log *slog.Logger, boardName string, layout update.Layout) (update.BootControl, update.Slot, string, error) {
+	uuid := strings.ToLower(layout.BootUUID)
+	esp := update.DirFS{Dir: espMount}
+	if boardName == "rpi4" {
+		b, err := os.ReadFile(filepath.Join(espMount, layout.Booted.String(), update.PiCmdline))
+		if err != nil {
+			return nil, 0, "", fmt.Errorf("the running slot's kernel command line: %w", err)
+		}
+		version := update.SlotVersion(string(b))
+		if version == "" {
+			return nil, 0, "", fmt.Errorf("slot %s's %s names no %s", layout.Booted, update.PiCmdline, update.VersionParam)
+		}
+		return &update.Tryboot{Boot: esp, Flag: update.VCIO{}, Running: layout.Booted, Options: string(b), PartUUID: uuid},
+			layout.Booted, version, nil
+	}
+	boot := &update.SystemdBoot{ESP: esp, Vars: update.Efivars{}, PartUUID: uuid}
+	booted, err := boot.Booted()
+	if err != nil {
+		// Firmware without the Boot Loader Interface: trust root=.
+		log.Warn("no LoaderEntrySelected; using the kernel command line", "err", err)
+		booted = layout.Booted
+	}
+	running, options, err := entryOf(espMount, booted)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	boot.Options = options
+	return boot, booted, running, nil
 }
 
 // entryOf reads the running slot's entry: its version and kernel options
