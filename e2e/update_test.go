@@ -803,7 +803,20 @@ func TestUpdate(t *testing.T) {
 		c.publish(r.rel.m, r.rel.artefact, sensor.ID)
 		wait(r.rel.m.Version, update.PhaseArmed)
 		lap(step, r.rel.m.Version+" ordered to armed")
-		st := waitOn(r.rel.m.Version, update.PhaseRolledBack, goodVersion)
+		st := func() updateStep {
+			ctx, cancel := context.WithTimeout(context.Background(), *stepLimit)
+			defer cancel()
+			st, err := c.waitStep(ctx, r.rel.m.Version, time.Second, "rolled back, running "+goodVersion, func(s updateStep) bool {
+				return s.Phase == update.PhaseCommitted || s.Phase == update.PhaseRolledBack && s.Running == goodVersion
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		}()
+		if st.Phase == update.PhaseCommitted {
+			t.Fatalf("%s: the broken release was committed: %q", r.what, phaseList(c.steps(r.rel.m.Version)))
+		}
 		if !strings.Contains(st.Detail, r.want) || !strings.Contains(st.Detail, "back on "+goodVersion) {
 			t.Fatalf("%s: step %+v; want a rollback naming %q, back on %s", r.what, st, r.want, goodVersion)
 		}

@@ -1,9 +1,14 @@
-// Command hang stops the box dead, as a release with a runaway real-time
-// thread would: after a delay it lifts the kernel's real-time throttling
-// and spins one SCHED_FIFO thread on every CPU, so that no ordinary task
-// runs again, gokrazy's init (which pings the hardware watchdog) included.
-// Only the deliberately broken "hang" release of make e2e-update carries
-// it: the watchdog has to reset the box, and the trial fall back.
+// Command hang makes a box hang the way gokrazy's hardware watchdog is
+// there to catch: after a delay it freezes every thread of PID 1, gokrazy's
+// init, with ptrace. Init supervises the services, serves the box's HTTP
+// API (the updater's health check asks it about the sensor) and pings the
+// watchdog once a second; frozen, it does none of that, and the watchdog
+// resets the box. Only the deliberately broken "hang" release of make
+// e2e-update carries it.
+//
+// Starving init with real-time threads does not do: since Linux 6.12 the
+// fair-class deadline server keeps 5% of each CPU for ordinary tasks even
+// with real-time throttling off, and init's pings need far less.
 package main
 
 import (
@@ -11,8 +16,7 @@ import (
 	"log"
 	"os"
 	"runtime"
-	"strings"
-	"syscall"
+	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -21,41 +25,38 @@ import (
 func main() {
 	delay := flag.Duration("delay", 15*time.Second, "how long the box runs before it hangs")
 	flag.Parse()
-	// A spinning goroutine must never be preempted: the runtime would park
-	// its thread, and the CPU would be free again for a moment.
-	if !strings.Contains(os.Getenv("GODEBUG"), "asyncpreemptoff=1") {
-		exe, err := os.Executable()
+	time.Sleep(*delay)
+	// Said now: init reads the services' output, and will not again.
+	log.Printf("hanging the box: stopping every thread of init")
+	// ptrace requests come from the thread that attached; it must live
+	// on, or the tracees run again.
+	runtime.LockOSThread()
+	frozen := map[int]bool{}
+	for {
+		tids, err := os.ReadDir("/proc/1/task")
 		if err != nil {
 			log.Fatal(err)
 		}
-		env := append(os.Environ(), "GODEBUG=asyncpreemptoff=1")
-		log.Fatal(syscall.Exec(exe, os.Args, env))
-	}
-	time.Sleep(*delay)
-	if err := os.WriteFile("/proc/sys/kernel/sched_rt_runtime_us", []byte("-1\n"), 0o644); err != nil {
-		log.Printf("lifting real-time throttling: %v", err)
-	}
-	n := runtime.NumCPU()
-	log.Printf("hanging the box: spinning on %d CPUs at SCHED_FIFO", n)
-	time.Sleep(100 * time.Millisecond) // let the line reach the log
-	for cpu := range n {
-		go spin(cpu)
-	}
-	select {}
-}
-
-// spin takes one CPU for good.
-func spin(cpu int) {
-	runtime.LockOSThread()
-	var set unix.CPUSet
-	set.Set(cpu)
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		log.Printf("cpu %d: affinity: %v", cpu, err)
-	}
-	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: 1 /* SCHED_FIFO */, Priority: 50}
-	if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
-		log.Printf("cpu %d: SCHED_FIFO: %v", cpu, err)
+		more := false
+		for _, e := range tids {
+			tid, err := strconv.Atoi(e.Name())
+			if err != nil || frozen[tid] {
+				continue
+			}
+			more = true
+			if err := unix.PtraceSeize(tid); err != nil {
+				log.Fatalf("seize init thread %d: %v", tid, err)
+			}
+			if err := unix.PtraceInterrupt(tid); err != nil {
+				log.Fatalf("stop init thread %d: %v", tid, err)
+			}
+			frozen[tid] = true
+		}
+		if !more { // no thread started while we stopped the others
+			break
+		}
 	}
 	for {
+		time.Sleep(time.Hour)
 	}
 }
