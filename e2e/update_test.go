@@ -61,7 +61,7 @@ type updateCloud struct {
 	log     string // its log (stderr)
 	relay   *cutRelay
 	proxy   string // host:port of tinyproxy as the guest reaches it
-	proxyLg *lockedLog
+	proxyLg *syncBuffer
 }
 
 func startUpdateCloud(t *testing.T) *updateCloud {
@@ -120,7 +120,7 @@ func startUpdateCloud(t *testing.T) *updateCloud {
 	confFile := filepath.Join(dir, "tinyproxy.conf")
 	os.WriteFile(confFile, []byte(conf), 0o644)
 	pcmd := exec.Command(tp, "-d", "-c", confFile)
-	c.proxyLg = &lockedLog{}
+	c.proxyLg = &syncBuffer{}
 	pcmd.Stdout, pcmd.Stderr = c.proxyLg, c.proxyLg
 	if err := pcmd.Start(); err != nil {
 		t.Fatal(err)
@@ -325,24 +325,6 @@ func (r *cutRelay) cutAt() int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.cut
-}
-
-// lockedLog collects a process's output.
-type lockedLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // qmpEvents reads qemu's QMP events (WATCHDOG, RESET, ...) from its socket.
