@@ -197,6 +197,7 @@ func clip(s string) string {
 type ipRec struct {
 	ip         netip.Addr
 	id         string // "ip:..."
+	gen        uint64 // Asset.Gen
 	kind       Kind
 	addressing string
 	mac        capture.MAC // bound MAC; zero when keyed by IP
@@ -208,6 +209,7 @@ type ipRec struct {
 type macRec struct {
 	mac      capture.MAC
 	id       string       // "mac:..."
+	gen      uint64       // Asset.Gen
 	ips      []netip.Addr // bound addresses, current first
 	claims   map[netip.Addr]bool
 	carried  map[netip.Addr]bool // distinct unclaimed IPs (IPv6: /64s) seen in its frames
@@ -220,6 +222,7 @@ type macRec struct {
 // pseudo is the external asset or a monitored group's.
 type pseudo struct {
 	id   string
+	gen  uint64 // Asset.Gen
 	kind Kind
 	ips  []netip.Addr
 	info
@@ -255,6 +258,7 @@ type Inventory struct {
 	// ones. Zero keeps them all. Set before use.
 	MaxAge   time.Duration
 	dropped  uint64
+	gens     uint64               // records created: the last Asset.Gen given
 	aged     uint64               // assets removed by Age
 	evicted  uint64               // assets removed to make room under MaxRecords
 	tcpCache map[string]tcpCached // p0f matches of TCP signatures
@@ -393,7 +397,8 @@ func (inv *Inventory) ipRec(ip netip.Addr, k Kind, addressing string) *ipRec {
 			inv.dropped++
 			return nil
 		}
-		r = &ipRec{ip: ip, id: "ip:" + ip.String(), kind: k, addressing: addressing}
+		inv.gens++
+		r = &ipRec{ip: ip, id: "ip:" + ip.String(), gen: inv.gens, kind: k, addressing: addressing}
 		inv.ips[ip] = r
 	}
 	return r
@@ -406,7 +411,8 @@ func (inv *Inventory) macRec(m capture.MAC) *macRec {
 			inv.dropped++
 			return nil
 		}
-		r = &macRec{mac: m, id: "mac:" + m.String()}
+		inv.gens++
+		r = &macRec{mac: m, id: "mac:" + m.String(), gen: inv.gens}
 		inv.macs[m] = r
 	}
 	return r
@@ -415,13 +421,15 @@ func (inv *Inventory) macRec(m capture.MAC) *macRec {
 func (inv *Inventory) pseudo(k Kind, group string) *pseudo {
 	if k == External {
 		if inv.external == nil {
-			inv.external = &pseudo{id: IDExternal, kind: External}
+			inv.gens++
+			inv.external = &pseudo{id: IDExternal, gen: inv.gens, kind: External}
 		}
 		return inv.external
 	}
 	p := inv.groups[group]
 	if p == nil {
-		p = &pseudo{id: "group:" + group, kind: MonitoredExternal}
+		inv.gens++
+		p = &pseudo{id: "group:" + group, gen: inv.gens, kind: MonitoredExternal}
 		inv.groups[group] = p
 	}
 	return p
@@ -903,6 +911,7 @@ func (inv *Inventory) macAsset(m *macRec) Asset {
 	}
 	a := fill(Asset{
 		ID:     m.id,
+		Gen:    m.gen,
 		Kind:   Inventoried,
 		MAC:    m.mac,
 		IPs:    slices.Clone(m.ips),
@@ -929,7 +938,7 @@ func setAttr(m map[string]string, k, v string) map[string]string {
 }
 
 func (inv *Inventory) ipAsset(r *ipRec) Asset {
-	a := Asset{ID: r.id, Kind: r.kind, IPs: []netip.Addr{r.ip}}
+	a := Asset{ID: r.id, Gen: r.gen, Kind: r.kind, IPs: []netip.Addr{r.ip}}
 	if r.kind != Inventoried {
 		a.FirstSeen, a.LastSeen = r.first, r.last
 		return a
@@ -943,7 +952,7 @@ func (inv *Inventory) ipAsset(r *ipRec) Asset {
 }
 
 func pseudoAsset(p *pseudo) Asset {
-	a := fill(Asset{ID: p.id, Kind: p.kind, IPs: slices.Clone(p.ips)}, &p.info)
+	a := fill(Asset{ID: p.id, Gen: p.gen, Kind: p.kind, IPs: slices.Clone(p.ips)}, &p.info)
 	slices.SortFunc(a.IPs, netip.Addr.Compare)
 	return a
 }
