@@ -198,6 +198,7 @@ type ipRec struct {
 	ip         netip.Addr
 	id         string // "ip:..."
 	gen        uint64 // Asset.Gen
+	pos        int    // place in Inventory.ipList
 	kind       Kind
 	addressing string
 	mac        capture.MAC // bound MAC; zero when keyed by IP
@@ -210,6 +211,7 @@ type macRec struct {
 	mac      capture.MAC
 	id       string       // "mac:..."
 	gen      uint64       // Asset.Gen
+	pos      int          // place in Inventory.macList
 	ips      []netip.Addr // bound addresses, current first
 	claims   map[netip.Addr]bool
 	carried  map[netip.Addr]bool // distinct unclaimed IPs (IPv6: /64s) seen in its frames
@@ -251,6 +253,11 @@ type Inventory struct {
 	resolved map[netip.Addr]string // address -> group, from DNS answers
 	groups   map[string]*pseudo
 	external *pseudo
+	// Every record of ips and macs, for the passes that walk them a
+	// bounded step at a time (see aging.go).
+	ipList  []*ipRec
+	macList []*macRec
+	evict   evictPass // the eviction pass in progress
 	// MaxRecords bounds the IP records and the MAC records (each); new
 	// ones beyond it are dropped and counted. Set before use.
 	MaxRecords int
@@ -400,6 +407,7 @@ func (inv *Inventory) ipRec(ip netip.Addr, k Kind, addressing string) *ipRec {
 		inv.gens++
 		r = &ipRec{ip: ip, id: "ip:" + ip.String(), gen: inv.gens, kind: k, addressing: addressing}
 		inv.ips[ip] = r
+		inv.listIP(r)
 	}
 	return r
 }
@@ -414,6 +422,7 @@ func (inv *Inventory) macRec(m capture.MAC) *macRec {
 		inv.gens++
 		r = &macRec{mac: m, id: "mac:" + m.String(), gen: inv.gens}
 		inv.macs[m] = r
+		inv.listMAC(r)
 	}
 	return r
 }
