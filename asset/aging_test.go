@@ -290,3 +290,42 @@ func TestTimeHist(t *testing.T) {
 		}
 	}
 }
+
+// A snapshot of a large inventory taken while assets come and go holds
+// each asset once, and every asset that stayed the whole time.
+func TestAssetsWhileChanging(t *testing.T) {
+	inv := NewInventory(DefaultClasses())
+	const hosts = 20 * snapChunk
+	old, now := t0, t0.Add(DefaultMaxAge+time.Hour)
+	for i := range hosts {
+		at := now
+		if i%2 == 0 {
+			at = old
+		}
+		inv.AddFlow(hostFlow(i, at))
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		inv.Age(now) // removes the even hosts: records move in the lists
+		for i := range hosts {
+			inv.AddFlow(hostFlow(hosts+i, now))
+		}
+	}()
+	snap := inv.Assets()
+	<-done
+	ids := map[string]bool{}
+	for _, a := range snap {
+		if ids[a.ID] {
+			t.Fatalf("asset %s twice in one snapshot", a.ID)
+		}
+		ids[a.ID] = true
+	}
+	for i := 1; i < hosts; i += 2 {
+		id := "mac:" + hostFlow(i, now).ClientMAC.String()
+		if !ids[id] {
+			t.Fatalf("host %d (%s), there the whole time, is not in the snapshot", i, id)
+		}
+	}
+	checkLists(t, inv)
+}

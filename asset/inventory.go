@@ -1,9 +1,9 @@
 package asset
 
 import (
+	"math"
 	"net/netip"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -199,6 +199,7 @@ type ipRec struct {
 	id         string // "ip:..."
 	gen        uint64 // Asset.Gen
 	pos        int    // place in Inventory.ipList
+	snap       uint64 // the last snapshot (Assets) that took it
 	kind       Kind
 	addressing string
 	mac        capture.MAC // bound MAC; zero when keyed by IP
@@ -212,6 +213,7 @@ type macRec struct {
 	id       string       // "mac:..."
 	gen      uint64       // Asset.Gen
 	pos      int          // place in Inventory.macList
+	snap     uint64       // the last snapshot (Assets) that took it
 	ips      []netip.Addr // bound addresses, current first
 	claims   map[netip.Addr]bool
 	carried  map[netip.Addr]bool // distinct unclaimed IPs (IPv6: /64s) seen in its frames
@@ -258,6 +260,7 @@ type Inventory struct {
 	ipList  []*ipRec
 	macList []*macRec
 	evict   evictPass // the eviction pass in progress
+	snaps   uint64    // snapshots taken (Assets)
 	// MaxRecords bounds the IP records and the MAC records (each); new
 	// ones beyond it are dropped and counted. Set before use.
 	MaxRecords int
@@ -825,20 +828,51 @@ func (inv *Inventory) assetID(ip netip.Addr) string {
 	return "ip:" + ip.String()
 }
 
+// snapChunk is how many records Assets reads per hold of the lock.
+const snapChunk = 256
+
 // Assets returns a snapshot of every asset, sorted by first IP, then ID.
+// It is taken snapChunk records at a time, so that observations and flows
+// go on meanwhile: an asset that changes while it is taken is in it as it
+// was or as it is.
 func (inv *Inventory) Assets() []Asset {
-	inv.mu.Lock()
-	defer inv.mu.Unlock()
 	var out []Asset
-	for _, m := range inv.macs {
-		if len(m.ips) == 0 && !m.router && !m.observed {
-			continue
-		}
-		out = append(out, inv.macAsset(m))
-	}
-	for _, r := range inv.ips {
-		if r.mac.IsZero() {
-			out = append(out, inv.ipAsset(r))
+	inv.mu.Lock()
+	inv.snaps++
+	snap := inv.snaps
+	for _, macs := range []bool{true, false} {
+		for next := math.MaxInt; ; {
+			if out == nil {
+				out = make([]Asset, 0, len(inv.macList)+len(inv.ipList)+len(inv.groups)+1)
+			}
+			// A walk from the end sees every record that stays (see
+			// aging.go); one moved by a removal may come round again.
+			if macs {
+				next = min(next, len(inv.macList)-1)
+				for end := next - snapChunk; next >= 0 && next > end; next-- {
+					m := inv.macList[next]
+					if m.snap == snap || (len(m.ips) == 0 && !m.router && !m.observed) {
+						continue
+					}
+					m.snap = snap
+					out = append(out, inv.macAsset(m))
+				}
+			} else {
+				next = min(next, len(inv.ipList)-1)
+				for end := next - snapChunk; next >= 0 && next > end; next-- {
+					r := inv.ipList[next]
+					if r.snap == snap || !r.mac.IsZero() {
+						continue
+					}
+					r.snap = snap
+					out = append(out, inv.ipAsset(r))
+				}
+			}
+			if next < 0 {
+				break
+			}
+			inv.mu.Unlock()
+			inv.mu.Lock()
 		}
 	}
 	if inv.external != nil {
@@ -847,18 +881,20 @@ func (inv *Inventory) Assets() []Asset {
 	for _, p := range inv.groups {
 		out = append(out, pseudoAsset(p))
 	}
-	sort.Slice(out, func(i, j int) bool {
-		var a, b netip.Addr
-		if len(out[i].IPs) > 0 {
-			a = out[i].IPs[0]
+	inv.mu.Unlock()
+	// Sorting a large snapshot takes a while: not under the lock.
+	slices.SortFunc(out, func(a, b Asset) int {
+		var x, y netip.Addr
+		if len(a.IPs) > 0 {
+			x = a.IPs[0]
 		}
-		if len(out[j].IPs) > 0 {
-			b = out[j].IPs[0]
+		if len(b.IPs) > 0 {
+			y = b.IPs[0]
 		}
-		if c := a.Compare(b); c != 0 {
-			return c < 0
+		if c := x.Compare(y); c != 0 {
+			return c
 		}
-		return out[i].ID < out[j].ID
+		return strings.Compare(a.ID, b.ID)
 	})
 	return out
 }

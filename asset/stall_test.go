@@ -142,3 +142,22 @@ func BenchmarkEvictStall(b *testing.B) {
 	m.end().report(b, "observe")
 	calls.report(b, "addflow")
 }
+
+// BenchmarkAssetsStall takes a snapshot of a large inventory (7/8 of
+// DefaultMaxRecords hosts) while a capture worker observes them: ns/op is
+// the snapshot, observe-p99-ms and observe-max-ms what the worker's
+// Observe calls took meanwhile.
+func BenchmarkAssetsStall(b *testing.B) {
+	n := DefaultMaxRecords * 7 / 8
+	inv := fullInventory(n, func(i int) time.Time { return t0 })
+	m := meterStalls(inv, n, t0)
+	time.Sleep(10 * time.Millisecond) // the worker is running
+	b.ResetTimer()
+	for range b.N {
+		if got := len(inv.Assets()); got != n+1 {
+			b.Fatalf("%d assets, want %d hosts and the server", got, n)
+		}
+	}
+	b.StopTimer()
+	m.end().report(b, "observe")
+}
