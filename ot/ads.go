@@ -214,21 +214,12 @@ func adsDiscovery(b []byte) bool {
 	return svc >= 1 && svc <= 0x10
 }
 
-func (a *ADS) state(p *dissect.Packet) *adsFlow {
-	st, ok := p.Flow.State.(*adsFlow)
-	if !ok {
-		st = &adsFlow{}
-		p.Flow.State = st
-	}
-	return st
-}
-
 // Handle reads the AMS/TCP frames of a segment, or a discovery datagram.
 func (a *ADS) Handle(p *dissect.Packet, out dissect.Sink) {
 	if p.Flow == nil || len(p.Payload) == 0 {
 		return
 	}
-	st := a.state(p)
+	st := flowState[adsFlow](p.Flow)
 	if p.Flow.Proto == capture.ProtoUDP {
 		a.discovery(p, st, p.Payload, out)
 		return
@@ -262,15 +253,8 @@ func (a *ADS) Handle(p *dissect.Packet, out dissect.Sink) {
 func (a *ADS) ams(p *dissect.Packet, st *adsFlow, b []byte, out dissect.Sink) {
 	cmd := binary.LittleEndian.Uint16(b[16:])
 	resp := binary.LittleEndian.Uint16(b[18:])&adsStateResponse != 0
-	srv, cli := p.DstIP, p.SrcIP
-	if resp {
-		srv, cli = cli, srv
-	}
-	if st.flags&adsEmRoles == 0 {
-		st.flags |= adsEmRoles
-		vndEmit(out, p, "ads", srv, dissect.AttrRole, RoleADSServer, netip.Addr{})
-		vndEmit(out, p, "ads", cli, dissect.AttrRole, RoleADSClient, netip.Addr{})
-	}
+	srv, cli := roles(out, p, "ads", resp, st.flags&adsEmRoles != 0, RoleADSServer, RoleADSClient)
+	st.flags |= adsEmRoles
 	d := p.Dir & 1
 	if flag := uint16(adsEmNetID0) << d; st.flags&flag == 0 {
 		st.flags |= flag

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/passivesensor/sensor/dissect"
+	"github.com/passivesensor/sensor/flow"
 )
 
 // Helpers shared by the vendor protocol dissectors (FINS, ADS, SLMP, Fox,
@@ -24,6 +25,57 @@ func vndEmit(out dissect.Sink, p *dissect.Packet, proto string, ip netip.Addr, a
 		Protocol: proto,
 		Peer:     peer,
 	})
+}
+
+// flowState returns f's state of type *T: a new one when f holds none yet
+// (or what Probe left there).
+func flowState[T any](f *flow.Flow) *T {
+	st, ok := f.State.(*T)
+	if !ok {
+		st = new(T)
+		f.State = st
+	}
+	return st
+}
+
+// tcpRecords puts p's segment back in order in s and hands each whole
+// record it completes to rec, in order. Once at least hdr bytes are held,
+// frame tells the length of the record they start (more than held: wait
+// for the rest), or false when they start no record: the boundaries are
+// lost, what is held is dropped, and the next segment is taken to start a
+// record.
+func tcpRecords(s *dissect.Stream, p *dissect.Packet, hdr int, frame func(b []byte) (int, bool), rec func(b []byte)) {
+	s.Push(p.TCPSeq, p.Payload)
+	b := s.Bytes()
+	off := 0
+	for len(b)-off >= hdr {
+		n, ok := frame(b[off:])
+		if !ok {
+			off = len(b)
+			break
+		}
+		if len(b)-off < n {
+			break
+		}
+		rec(b[off : off+n])
+		off += max(n, 1)
+	}
+	s.Consume(off)
+}
+
+// roles returns the server and the client of a message from p's source:
+// a response's sender is the server, a request's the client. The first
+// time on a flow (done false) it emits their roles.
+func roles(out dissect.Sink, p *dissect.Packet, proto string, resp, done bool, server, client string) (srv, cli netip.Addr) {
+	srv, cli = p.DstIP, p.SrcIP
+	if resp {
+		srv, cli = cli, srv
+	}
+	if !done {
+		vndEmit(out, p, proto, srv, dissect.AttrRole, server, netip.Addr{})
+		vndEmit(out, p, proto, cli, dissect.AttrRole, client, netip.Addr{})
+	}
+	return srv, cli
 }
 
 // vndText returns b cleaned (see cleanText) as a valid UTF-8 string, or ""
