@@ -1,8 +1,6 @@
 package it
 
 import (
-	"errors"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -20,6 +18,7 @@ import (
 	"github.com/passivesensor/sensor/capture"
 	"github.com/passivesensor/sensor/dissect"
 	"github.com/passivesensor/sensor/flow"
+	"github.com/passivesensor/sensor/internal/dissecttest"
 	"github.com/passivesensor/sensor/internal/testcorpus"
 )
 
@@ -28,33 +27,7 @@ import (
 // holding ds, as cmd/sensor does.
 func appRunFile(t testing.TB, path string, ds ...dissect.Dissector) collect {
 	t.Helper()
-	src, err := capture.OpenFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	var (
-		dec capture.Decoder
-		cp  capture.Packet
-		out collect
-	)
-	tab := flow.NewTable(flow.Config{})
-	reg := dissect.NewRegistry(ds...)
-	for {
-		fr, err := src.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		if dec.Decode(fr, &cp) != nil && !cp.HasIP() {
-			continue
-		}
-		f, dir := tab.Lookup(&cp)
-		reg.Dispatch(&dissect.Packet{Packet: &cp, Flow: f, Dir: dir}, &out)
-	}
-	return out
+	return dissecttest.Run(t, path, ds...)
 }
 
 // appCorpus runs a corpus capture through ds with the pipeline.

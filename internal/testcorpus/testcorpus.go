@@ -70,10 +70,18 @@ func TsharkLast(t testing.TB, file, filter string, fields ...string) [][]string 
 	return run(t, file, filter, "l", fields)
 }
 
-func run(t testing.TB, file, filter, occurrence string, fields []string) [][]string {
+// TsharkDecode is Tshark with a "decode as" rule (tshark -d, as
+// "tcp.port==2001,optommp") for a protocol Wireshark has no port for.
+func TsharkDecode(t testing.TB, file, decode, filter string, fields ...string) [][]string {
+	t.Helper()
+	return run(t, file, filter, "a", fields, "-d", decode)
+}
+
+func run(t testing.TB, file, filter, occurrence string, fields []string, extra ...string) [][]string {
 	t.Helper()
 	NeedTshark(t)
 	args := []string{"-r", file, "-T", "fields", "-E", "separator=/t", "-E", "occurrence=" + occurrence, "-E", "aggregator=,"}
+	args = append(args, extra...)
 	if filter != "" {
 		args = append(args, "-Y", filter)
 	}
