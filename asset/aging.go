@@ -34,32 +34,42 @@ const (
 // moved by a removal (always the last) is one the walk has already seen or
 // one made since it began: every record that stays the whole walk is seen.
 
-func (inv *Inventory) listIP(r *ipRec) {
-	r.pos = len(inv.ipList)
-	inv.ipList = append(inv.ipList, r)
-}
+func (inv *Inventory) listIP(r *ipRec) { inv.ipList = list(inv.ipList, r) }
 
-func (inv *Inventory) listMAC(m *macRec) {
-	m.pos = len(inv.macList)
-	inv.macList = append(inv.macList, m)
-}
+func (inv *Inventory) listMAC(m *macRec) { inv.macList = list(inv.macList, m) }
 
 // dropIP forgets address record r (and nothing else).
 func (inv *Inventory) dropIP(r *ipRec) {
 	delete(inv.ips, r.ip)
-	last := inv.ipList[len(inv.ipList)-1]
-	inv.ipList[r.pos], last.pos = last, r.pos
-	inv.ipList[len(inv.ipList)-1] = nil
-	inv.ipList = inv.ipList[:len(inv.ipList)-1]
+	inv.ipList = unlist(inv.ipList, r)
 }
 
 // dropMAC forgets MAC record m (and nothing else).
 func (inv *Inventory) dropMAC(m *macRec) {
 	delete(inv.macs, m.mac)
-	last := inv.macList[len(inv.macList)-1]
-	inv.macList[m.pos], last.pos = last, m.pos
-	inv.macList[len(inv.macList)-1] = nil
-	inv.macList = inv.macList[:len(inv.macList)-1]
+	inv.macList = unlist(inv.macList, m)
+}
+
+// listed is a record that knows its place in its list.
+type listed interface{ place() *int }
+
+func (r *ipRec) place() *int  { return &r.pos }
+func (m *macRec) place() *int { return &m.pos }
+
+// list appends r to l and tells r its place.
+func list[R listed](l []R, r R) []R {
+	*r.place() = len(l)
+	return append(l, r)
+}
+
+// unlist takes r out of l: the last record moves into its place.
+func unlist[R listed](l []R, r R) []R {
+	i, last := *r.place(), l[len(l)-1]
+	l[i] = last
+	*last.place() = i
+	var none R
+	l[len(l)-1] = none
+	return l[:len(l)-1]
 }
 
 // Age removes every asset last seen before now less MaxAge (an asset with no

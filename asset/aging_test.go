@@ -198,16 +198,8 @@ func TestEvictInSteps(t *testing.T) {
 // goes on adding and seeing hosts: exactly the hosts not seen for MaxAge
 // leave, those seen while it runs stay, and the maps and lists agree.
 func TestAgeWhileObserving(t *testing.T) {
-	inv := NewInventory(DefaultClasses())
 	const hosts = 5 * ageChunk
-	old, now := t0, t0.Add(DefaultMaxAge+time.Hour)
-	for i := range hosts {
-		at := now
-		if i%2 == 0 {
-			at = old
-		}
-		inv.AddFlow(hostFlow(i, at))
-	}
+	inv, now := halfAged(hosts)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -294,16 +286,8 @@ func TestTimeHist(t *testing.T) {
 // A snapshot of a large inventory taken while assets come and go holds
 // each asset once, and every asset that stayed the whole time.
 func TestAssetsWhileChanging(t *testing.T) {
-	inv := NewInventory(DefaultClasses())
 	const hosts = 20 * snapChunk
-	old, now := t0, t0.Add(DefaultMaxAge+time.Hour)
-	for i := range hosts {
-		at := now
-		if i%2 == 0 {
-			at = old
-		}
-		inv.AddFlow(hostFlow(i, at))
-	}
+	inv, now := halfAged(hosts)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -328,4 +312,19 @@ func TestAssetsWhileChanging(t *testing.T) {
 		}
 	}
 	checkLists(t, inv)
+}
+
+// halfAged returns an inventory of n hosts, the even ones last seen MaxAge
+// and an hour before now, the odd ones now.
+func halfAged(n int) (inv *Inventory, now time.Time) {
+	inv = NewInventory(DefaultClasses())
+	now = t0.Add(DefaultMaxAge + time.Hour)
+	for i := range n {
+		at := now
+		if i%2 == 0 {
+			at = t0
+		}
+		inv.AddFlow(hostFlow(i, at))
+	}
+	return inv, now
 }

@@ -224,29 +224,7 @@ func (a *ADS) Handle(p *dissect.Packet, out dissect.Sink) {
 		a.discovery(p, st, p.Payload, out)
 		return
 	}
-	s := &st.s[p.Dir&1]
-	s.Push(p.TCPSeq, p.Payload)
-	b := s.Bytes()
-	off := 0
-	for len(b)-off >= adsTCPHeaderLen+amsHeaderLen {
-		n, ok := adsTCPHeader(b[off:])
-		if !ok {
-			off = len(b)
-			break
-		}
-		if len(b)-off < n {
-			if n > dissect.DefaultStreamMax {
-				// Too big to buffer (a large read or write): the header
-				// is all that matters.
-				a.ams(p, st, b[off+adsTCPHeaderLen:], out)
-				off = len(b)
-			}
-			break
-		}
-		a.ams(p, st, b[off+adsTCPHeaderLen:off+n], out)
-		off += n
-	}
-	s.Consume(off)
+	tcpRecords(&st.s[p.Dir&1], p, adsTCPHeaderLen+amsHeaderLen, adsTCPHeader, func(b []byte) { a.ams(p, st, b[adsTCPHeaderLen:], out) })
 }
 
 // ams reads one AMS packet (header, then ADS data, possibly cut short).

@@ -2,19 +2,12 @@ package ot
 
 import (
 	"encoding/binary"
-	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/passivesensor/sensor/capture"
 	"github.com/passivesensor/sensor/dissect"
@@ -281,38 +274,11 @@ func TestDNP3UDP(t *testing.T) {
 // dnp3WriteUDP writes datagrams alternately from a and b.
 func dnp3WriteUDP(t *testing.T, a, b netip.AddrPort, dgs [][]byte) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "udp.pcap")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w := pcapgo.NewWriter(f)
-	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
-		t.Fatal(err)
-	}
-	ts := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	segs := make([]seg, len(dgs))
 	for i, d := range dgs {
-		src, dst := a, b
-		if i%2 == 1 {
-			src, dst = b, a
-		}
-		eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, byte(i % 2)}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, byte(1 - i%2)}, EthernetType: layers.EthernetTypeIPv4}
-		ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: src.Addr().AsSlice(), DstIP: dst.Addr().AsSlice()}
-		udp := &layers.UDP{SrcPort: layers.UDPPort(src.Port()), DstPort: layers.UDPPort(dst.Port())}
-		if err := udp.SetNetworkLayerForChecksum(ip); err != nil {
-			t.Fatal(err)
-		}
-		buf := gopacket.NewSerializeBuffer()
-		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, udp, gopacket.Payload(d)); err != nil {
-			t.Fatal(err)
-		}
-		ts = ts.Add(time.Millisecond)
-		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(buf.Bytes()), Length: len(buf.Bytes())}, buf.Bytes()); err != nil {
-			t.Fatal(err)
-		}
+		segs[i] = seg{FromServer: i%2 == 1, Payload: d}
 	}
-	return path
+	return conversation(t, true, a, b, segs)
 }
 
 // TestDNP3NotOnPort: other traffic on 20000 is not claimed.
@@ -357,7 +323,7 @@ func FuzzDNP3(f *testing.F) {
 		if mode&2 != 0 {
 			fl.Proto = capture.ProtoUDP
 		}
-		fuzzSegments(t, NewDNP3(), fl, b, mode, cut, 4*maxText+64)
+		fuzzSegments(t, NewDNP3(), fl, b, flow.Dir(mode&1), int(cut), valuesWithin(t, 4*maxText+64))
 	})
 }
 

@@ -43,10 +43,10 @@ func handleSegs(d dissect.Dissector, f *flow.Flow, segs []seg, seqs []uint32) ma
 	var out collect
 	for i, s := range segs {
 		dir := flow.FromClient
-		if s.fromServer {
+		if s.FromServer {
 			dir = flow.FromServer
 		}
-		d.Handle(pkt(f, dir, seqs[i], s.payload), &out)
+		d.Handle(pkt(f, dir, seqs[i], s.Payload), &out)
 	}
 	return facts(out)
 }
@@ -221,21 +221,36 @@ func benchSteps(b *testing.B, step func()) {
 	}
 }
 
-// fuzzSegments offers b, cut in two at cut, to d on flow fl in both
-// directions (mode's low bit picks which first): Probe and Handle on the
-// first piece, Handle on the second, as a flow starting with b would give
-// them. It fails t on a value longer than maxValue.
-func fuzzSegments(t *testing.T, d dissect.Dissector, fl *flow.Flow, b []byte, mode, cut uint8, maxValue int) {
-	sink := dissect.SinkFunc(func(o dissect.Observation) {
-		if len(o.Value) > maxValue {
+// fuzzSegments offers b, cut in two at cut, to d on flow fl (TCP or UDP)
+// in both directions, first first: Probe and Handle on each piece, as a
+// flow starting with b would give them. check sees every observation.
+func fuzzSegments(t *testing.T, d dissect.Dissector, fl *flow.Flow, b []byte, first flow.Dir, cut int, check func(dissect.Observation)) {
+	sink := dissect.SinkFunc(check)
+	c := min(cut, len(b))
+	for _, dir := range []flow.Dir{first & 1, first&1 ^ 1} {
+		for _, p := range []*dissect.Packet{vndPkt(fl, dir, 0, b[:c]), vndPkt(fl, dir, uint32(c), b[c:])} {
+			d.Probe(p)
+			d.Handle(p, sink)
+		}
+	}
+}
+
+// valuesWithin is a fuzzSegments check failing t on a value longer than n.
+func valuesWithin(t *testing.T, n int) func(dissect.Observation) {
+	return func(o dissect.Observation) {
+		if len(o.Value) > n {
 			t.Fatalf("unbounded value %q", o.Value)
 		}
-	})
-	c := min(int(cut), len(b))
-	for _, dir := range []flow.Dir{flow.Dir(mode & 1), flow.Dir(mode&1) ^ 1} {
-		p := pkt(fl, dir, 0, b[:c])
-		d.Probe(p)
-		d.Handle(p, sink)
-		d.Handle(pkt(fl, dir, uint32(c), b[c:]), sink)
 	}
+}
+
+// conversation writes segs between cli and srv to a pcap file (see
+// dissecttest.WriteConversation) and returns its path.
+func conversation(t *testing.T, udp bool, cli, srv netip.AddrPort, segs []seg) string {
+	t.Helper()
+	ds := make([]dissecttest.Seg, len(segs))
+	for i, s := range segs {
+		ds[i] = dissecttest.Seg(s)
+	}
+	return dissecttest.WriteConversation(t, udp, cli, srv, ds)
 }

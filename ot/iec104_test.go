@@ -232,7 +232,7 @@ func FuzzIEC104(f *testing.F) {
 	f.Add(cli, uint8(0), uint8(7))
 	f.Add(srv, uint8(1), uint8(20))
 	f.Fuzz(func(t *testing.T, b []byte, mode, cut uint8) {
-		fuzzSegments(t, NewIEC104(), tcpFlow(iec104Master, iec104RTU), b, mode, cut, 64*6)
+		fuzzSegments(t, NewIEC104(), tcpFlow(iec104Master, iec104RTU), b, flow.Dir(mode&1), int(cut), valuesWithin(t, 64*6))
 	})
 }
 

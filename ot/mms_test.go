@@ -320,7 +320,7 @@ func FuzzMMS(f *testing.F) {
 	f.Add(cli, uint8(0), uint8(30))
 	f.Add(srv, uint8(1), uint8(40))
 	f.Fuzz(func(t *testing.T, b []byte, mode, cut uint8) {
-		fuzzSegments(t, NewMMS(), tcpFlow(mmsCli, mmsSrv), b, mode, cut, (maxText+1)*mmsMaxDomains)
+		fuzzSegments(t, NewMMS(), tcpFlow(mmsCli, mmsSrv), b, flow.Dir(mode&1), int(cut), valuesWithin(t, (maxText+1)*mmsMaxDomains))
 	})
 }
 

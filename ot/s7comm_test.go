@@ -313,7 +313,7 @@ func FuzzS7comm(f *testing.F) {
 		f.Add(s, uint8(0), uint8(30))
 	}
 	f.Fuzz(func(t *testing.T, b []byte, mode, cut uint8) {
-		fuzzSegments(t, NewS7comm(), tcpFlow(s7Cli, s7Srv), b, mode, cut, 4*maxText+64)
+		fuzzSegments(t, NewS7comm(), tcpFlow(s7Cli, s7Srv), b, flow.Dir(mode&1), int(cut), valuesWithin(t, 4*maxText+64))
 	})
 }
 

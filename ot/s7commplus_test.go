@@ -150,7 +150,7 @@ func FuzzS7commPlus(f *testing.F) {
 	f.Add(s7pCreateObjectAnswer("1;6ES7 516-3AN01-0AB0 ;V2.8"), uint8(1), uint8(10))
 	f.Add(s7pPDU(s7pOpRequest, s7pCreateObj, []byte{0, 0, 1, 0x20, 0x36}), uint8(0), uint8(10))
 	f.Fuzz(func(t *testing.T, b []byte, mode, cut uint8) {
-		fuzzSegments(t, NewS7commPlus(), tcpFlow(s7Cli, s7Srv), b, mode, cut, 4*maxText)
+		fuzzSegments(t, NewS7commPlus(), tcpFlow(s7Cli, s7Srv), b, flow.Dir(mode&1), int(cut), valuesWithin(t, 4*maxText))
 	})
 }
 

@@ -43,10 +43,15 @@ func flowState[T any](f *flow.Flow) *T {
 // frame tells the length of the record they start (more than held: wait
 // for the rest), or false when they start no record: the boundaries are
 // lost, what is held is dropped, and the next segment is taken to start a
-// record.
+// record. A record longer than s can hold is handed on as far as it is
+// held (its header is what is read), and what is held is dropped.
 func tcpRecords(s *dissect.Stream, p *dissect.Packet, hdr int, frame func(b []byte) (int, bool), rec func(b []byte)) {
 	s.Push(p.TCPSeq, p.Payload)
 	b := s.Bytes()
+	limit := s.Max
+	if limit <= 0 {
+		limit = dissect.DefaultStreamMax
+	}
 	off := 0
 	for len(b)-off >= hdr {
 		n, ok := frame(b[off:])
@@ -55,6 +60,10 @@ func tcpRecords(s *dissect.Stream, p *dissect.Packet, hdr int, frame func(b []by
 			break
 		}
 		if len(b)-off < n {
+			if n > limit {
+				rec(b[off:])
+				off = len(b)
+			}
 			break
 		}
 		rec(b[off : off+n])

@@ -80,25 +80,15 @@ func vndPkt(f *flow.Flow, dir flow.Dir, seq uint32, payload []byte) *dissect.Pac
 }
 
 // vndFuzz offers b, cut in two, to d's Probe and Handle on f in both
-// directions, and checks the values emitted are bounded.
+// directions, and checks the values emitted are bounded and not empty.
 func vndFuzz(t *testing.T, d dissect.Dissector, f *flow.Flow, b []byte, dir flow.Dir, cut int) {
-	sink := dissect.SinkFunc(func(o dissect.Observation) {
-		if len(o.Value) > 4*maxText+64 {
-			t.Fatalf("unbounded value %q", o.Value)
-		}
+	within := valuesWithin(t, 4*maxText+64)
+	fuzzSegments(t, d, f, b, dir, cut, func(o dissect.Observation) {
+		within(o)
 		if !strings.Contains(o.Attr, ".") && o.Attr != dissect.AttrProtocol && o.Value == "" {
 			t.Fatalf("empty value for %s", o.Attr)
 		}
 	})
-	c := min(cut, len(b))
-	for _, dr := range []flow.Dir{dir & 1, dir&1 ^ 1} {
-		p := vndPkt(f, dr, 0, b[:c])
-		d.Probe(p)
-		d.Handle(p, sink)
-		p = vndPkt(f, dr, uint32(c), b[c:])
-		d.Probe(p)
-		d.Handle(p, sink)
-	}
 }
 
 // vndRunFile is runFile, which reads captures cut short too.

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
-	"io"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -16,9 +15,9 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/passivesensor/sensor/asset"
 	"github.com/passivesensor/sensor/capture"
+	"github.com/passivesensor/sensor/internal/dissecttest"
 	"github.com/passivesensor/sensor/internal/testcorpus"
 	"github.com/passivesensor/sensor/it"
 	"github.com/passivesensor/sensor/ot"
@@ -281,48 +280,19 @@ func damage(t *testing.T, path string, rng *rand.Rand, ip4s map[[4]byte][4]byte,
 // new Ethernet pcap file.
 func writeFrames(t *testing.T, frames [][]byte, then string) string {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "hostile.pcap")
-	o, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer o.Close()
-	w := pcapgo.NewWriter(o)
-	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
-		t.Fatal(err)
-	}
+	var all []capture.Frame
 	ts := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, f := range frames {
 		ts = ts.Add(time.Millisecond)
-		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(f), Length: len(f)}, f); err != nil {
-			t.Fatal(err)
-		}
+		all = append(all, capture.Frame{Data: f, Time: ts, WireLen: len(f), LinkType: capture.LinkEthernet})
 	}
-	if then == "" {
-		return out
+	if then != "" {
+		dissecttest.Frames(t, then, func(fr capture.Frame) {
+			fr.Data = slices.Clone(fr.Data)
+			all = append(all, fr)
+		})
 	}
-	in, err := os.Open(then)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	r, err := pcapgo.NewReader(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		data, ci, err := r.ReadPacketData()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := w.WritePacket(ci, data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
+	return dissecttest.WritePcap(t, all)
 }
 
 // classesOf inventories exactly the addresses given, as a classes file.
@@ -400,19 +370,4 @@ func TestHostileFramesOffline(t *testing.T) {
 func TestLiveHostileFrames(t *testing.T) {
 	file, config, want, frames := hostileCase(t, true)
 	liveReplay(t, file, want, frames, "-config", config)
-}
-
-// runFileWith is runFile with the operator's classes c.
-func runFileWith(t testing.TB, path string, c asset.Classes) Report {
-	t.Helper()
-	src, err := capture.OpenFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	s := New(c)
-	if err := s.RunFile(src); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return s.Report()
 }
