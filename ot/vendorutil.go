@@ -72,6 +72,29 @@ func tcpRecords(s *dissect.Stream, p *dissect.Packet, hdr int, frame func(b []by
 	s.Consume(off)
 }
 
+// pushSegment puts p's segment back in order in s and returns the bytes
+// held, where the segment's own bytes start among them (a reader that lost
+// the message boundaries retries there: messages most likely start a
+// segment), and the offset to read from: past the *skip bytes still owed
+// of a message too long to hold (skip nil: none). A gap forgets what was
+// held and what was owed.
+func pushSegment(s *dissect.Stream, p *dissect.Packet, skip *int) (b []byte, segStart, off int) {
+	segStart = len(s.Bytes())
+	if s.Push(p.TCPSeq, p.Payload) {
+		segStart = 0
+		if skip != nil {
+			*skip = 0
+		}
+	}
+	b = s.Bytes()
+	segStart = min(segStart, len(b))
+	if skip != nil && *skip > 0 {
+		off = min(*skip, len(b))
+		*skip -= off
+	}
+	return b, segStart, off
+}
+
 // roles returns the server and the client of a message from p's source:
 // a response's sender is the server, a request's the client. The first
 // time on a flow (done false) it emits their roles.
