@@ -111,10 +111,10 @@ func dvRun(t *testing.T, steps []dvStep) collect {
 	return out
 }
 
-// TestDeltaVPublishedMessage: the message PLC4X gives byte for byte is
+// TestDeltaVPLC4XPublishedMessage: the message PLC4X gives byte for byte is
 // accepted whole, and its payload type (0403, sent by controllers) makes
 // its sender the controller.
-func TestDeltaVPublishedMessage(t *testing.T) {
+func TestDeltaVPLC4XPublishedMessage(t *testing.T) {
 	typ, payload, ok := deltavMessage(dvPublished0403)
 	if !ok || typ != deltavData || len(payload) != 0x32 || binary.BigEndian.Uint16(payload) != 0x0403 {
 		t.Fatalf("deltavMessage = %d, %d bytes, %v", typ, len(payload), ok)
@@ -163,10 +163,10 @@ func TestDeltaVSpecBuilt(t *testing.T) {
 	}
 }
 
-// TestDeltaVConnectionResponse: a connection response with a payload is
+// TestDeltaVConnectionResponseSpecBuilt: a connection response with a payload is
 // the controller's; its empty acknowledgement and an empty request are not
 // taken for one.
-func TestDeltaVConnectionResponse(t *testing.T) {
+func TestDeltaVConnectionResponseSpecBuilt(t *testing.T) {
 	got := vndFacts(dvRun(t, []dvStep{
 		{true, dvMsg(deltavConnect, 1, 0x0d, nil)},
 		{true, dvMsg(deltavConnected, 1, 0x0d, nil)},
