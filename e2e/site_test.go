@@ -335,7 +335,7 @@ func TestSite(t *testing.T) {
 	sensors := col.waitRegistered(ctx, t, func() string { return con.screen() })
 	lap("registration at the collector")
 
-	replayAndCompare(ctx, t, col, sniffAddr)
+	replayAndCompare(ctx, t, col, sniffAddr, testcorpus.File(t, *replayFile))
 	lap("replayed capture's assets at the collector")
 
 	// Reboot through gokrazy's API: /perm keeps the registration, so the
@@ -466,16 +466,15 @@ func (c *collector) waitRegistered(ctx context.Context, t *testing.T, screen fun
 	}
 }
 
-// replayAndCompare replays a corpus capture into the sniffing NIC at
-// sniffAddr and waits until the collector lists the same assets as the
-// sensor reading that capture offline.
-func replayAndCompare(ctx context.Context, t *testing.T, col *collector, sniffAddr string) {
+// replayAndCompare replays capture into the sniffing NIC at sniffAddr and
+// waits until the collector lists the same assets as the sensor reading
+// that capture offline.
+func replayAndCompare(ctx context.Context, t *testing.T, col *collector, sniffAddr, capture string) {
 	t.Helper()
-	capture := testcorpus.File(t, *replayFile)
 	want := offlineAssets(t, capture)
 	start := time.Now()
 	n := replay(t, capture, sniffAddr)
-	t.Logf("replayed %d frames of %s in %v; sensor -r inventories %v", n, *replayFile, time.Since(start).Round(time.Millisecond), keys(want))
+	t.Logf("replayed %d frames of %s in %v; sensor -r inventories %v", n, filepath.Base(capture), time.Since(start).Round(time.Millisecond), keys(want))
 	var got map[string]bool
 	for {
 		var assets []struct {
