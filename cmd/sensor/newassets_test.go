@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/passivesensor/sensor/asset"
 	"github.com/passivesensor/sensor/dissect"
-	"github.com/passivesensor/sensor/settings"
 	"github.com/passivesensor/sensor/uplink"
 )
 
@@ -21,21 +19,8 @@ import (
 func TestCloudNewAssetsSettle(t *testing.T) {
 	_, collBin := cloudBuild(t)
 	c := cloudStart(t, collBin, t.TempDir(), "127.0.0.1:0")
-	state := cloudState(t, c.code(t), settings.Proxy{})
 	s := New(asset.DefaultClasses())
-	cl := newCloud(s, []string{"lo"})
-	if err := cl.openAgent(state, c.url, c.ca, false); err != nil {
-		t.Fatal(err)
-	}
-	defer cl.agent.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	done := make(chan struct{})
-	go func() { cl.agent.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	if err := cl.agent.WaitRegistered(ctx); err != nil {
-		t.Fatal(err)
-	}
+	cl, _, ctx := liveCloud(t, s, c)
 	if iv := cl.agent.Config().Intervals.WithDefaults(uplink.DefaultIntervals()); iv.NewAssets != 5*time.Minute || iv.Updates != 30*time.Minute {
 		t.Fatalf("test premise: the collector's default intervals are the product's, got %+v", iv)
 	}
