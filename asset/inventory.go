@@ -258,6 +258,7 @@ type Inventory struct {
 	aged     uint64               // assets removed by Age
 	evicted  uint64               // assets removed to make room under MaxRecords
 	tcpCache map[string]tcpCached // p0f matches of TCP signatures
+	idGen    uint64               // see IdentityGen
 }
 
 // NewInventory returns an empty inventory judging addresses by c. Invalid
@@ -315,6 +316,16 @@ func (inv *Inventory) Dropped() uint64 {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	return inv.dropped
+}
+
+// IdentityGen grows whenever an asset may have appeared: a new address,
+// MAC or group record, an address joining a MAC, a MAC first named by an
+// observation or found to be a router. A reporter that sees it move knows
+// there may be something new to report without taking a snapshot.
+func (inv *Inventory) IdentityGen() uint64 {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	return inv.idGen
 }
 
 // Class returns the class of ip, and the group name for a monitored
@@ -395,6 +406,7 @@ func (inv *Inventory) ipRec(ip netip.Addr, k Kind, addressing string) *ipRec {
 		}
 		r = &ipRec{ip: ip, id: "ip:" + ip.String(), kind: k, addressing: addressing}
 		inv.ips[ip] = r
+		inv.idGen++
 	}
 	return r
 }
@@ -408,6 +420,7 @@ func (inv *Inventory) macRec(m capture.MAC) *macRec {
 		}
 		r = &macRec{mac: m, id: "mac:" + m.String()}
 		inv.macs[m] = r
+		inv.idGen++
 	}
 	return r
 }
@@ -416,6 +429,7 @@ func (inv *Inventory) pseudo(k Kind, group string) *pseudo {
 	if k == External {
 		if inv.external == nil {
 			inv.external = &pseudo{id: IDExternal, kind: External}
+			inv.idGen++
 		}
 		return inv.external
 	}
@@ -423,6 +437,7 @@ func (inv *Inventory) pseudo(k Kind, group string) *pseudo {
 	if p == nil {
 		p = &pseudo{id: "group:" + group, kind: MonitoredExternal}
 		inv.groups[group] = p
+		inv.idGen++
 	}
 	return p
 }
@@ -485,6 +500,7 @@ func (inv *Inventory) bind(r *ipRec, m *macRec, claimed bool) {
 	}
 	r.mac, r.claimed = m.mac, claimed
 	m.ips = toFront(m.ips, r.ip)
+	inv.idGen++
 }
 
 func toFront(s []netip.Addr, ip netip.Addr) []netip.Addr {
@@ -505,6 +521,7 @@ func (inv *Inventory) markRouter(m *macRec) {
 	}
 	m.router = true
 	m.carried = nil
+	inv.idGen++
 	kept := m.ips[:0]
 	for _, ip := range m.ips {
 		if m.claims[ip] {
@@ -590,7 +607,10 @@ func (inv *Inventory) Observe(o dissect.Observation) {
 		if !ip.IsValid() && !mac.IsZero() {
 			// A link-layer protocol, spoken by the MAC itself.
 			if r := inv.macRec(mac); r != nil {
-				r.observed = true
+				if !r.observed {
+					r.observed = true
+					inv.idGen++
+				}
 				r.addProtocol(o.Value)
 				r.seen(o.Time)
 			}
@@ -648,7 +668,10 @@ func (inv *Inventory) Observe(o dissect.Observation) {
 		if m == nil {
 			return
 		}
-		m.observed = true
+		if !m.observed {
+			m.observed = true
+			inv.idGen++
+		}
 		m.seen(o.Time)
 		if r != nil {
 			inv.bind(r, m, true)
