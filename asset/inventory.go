@@ -272,6 +272,7 @@ type Inventory struct {
 	aged     uint64               // assets removed by Age
 	evicted  uint64               // assets removed to make room under MaxRecords
 	tcpCache map[string]tcpCached // p0f matches of TCP signatures
+	idGen    uint64               // see IdentityGen
 }
 
 // NewInventory returns an empty inventory judging addresses by c. Invalid
@@ -329,6 +330,16 @@ func (inv *Inventory) Dropped() uint64 {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	return inv.dropped
+}
+
+// IdentityGen grows whenever an asset may have appeared: a new address,
+// MAC or group record, an address joining a MAC, a MAC first named by an
+// observation or found to be a router. A reporter that sees it move knows
+// there may be something new to report without taking a snapshot.
+func (inv *Inventory) IdentityGen() uint64 {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	return inv.idGen
 }
 
 // Class returns the class of ip, and the group name for a monitored
@@ -411,6 +422,7 @@ func (inv *Inventory) ipRec(ip netip.Addr, k Kind, addressing string) *ipRec {
 		r = &ipRec{ip: ip, id: "ip:" + ip.String(), gen: inv.gens, kind: k, addressing: addressing}
 		inv.ips[ip] = r
 		inv.listIP(r)
+		inv.idGen++
 	}
 	return r
 }
@@ -426,6 +438,7 @@ func (inv *Inventory) macRec(m capture.MAC) *macRec {
 		r = &macRec{mac: m, id: "mac:" + m.String(), gen: inv.gens}
 		inv.macs[m] = r
 		inv.listMAC(r)
+		inv.idGen++
 	}
 	return r
 }
@@ -435,6 +448,7 @@ func (inv *Inventory) pseudo(k Kind, group string) *pseudo {
 		if inv.external == nil {
 			inv.gens++
 			inv.external = &pseudo{id: IDExternal, gen: inv.gens, kind: External}
+			inv.idGen++
 		}
 		return inv.external
 	}
@@ -443,6 +457,7 @@ func (inv *Inventory) pseudo(k Kind, group string) *pseudo {
 		inv.gens++
 		p = &pseudo{id: "group:" + group, gen: inv.gens, kind: MonitoredExternal}
 		inv.groups[group] = p
+		inv.idGen++
 	}
 	return p
 }
@@ -505,6 +520,7 @@ func (inv *Inventory) bind(r *ipRec, m *macRec, claimed bool) {
 	}
 	r.mac, r.claimed = m.mac, claimed
 	m.ips = toFront(m.ips, r.ip)
+	inv.idGen++
 }
 
 func toFront(s []netip.Addr, ip netip.Addr) []netip.Addr {
@@ -525,6 +541,7 @@ func (inv *Inventory) markRouter(m *macRec) {
 	}
 	m.router = true
 	m.carried = nil
+	inv.idGen++
 	kept := m.ips[:0]
 	for _, ip := range m.ips {
 		if m.claims[ip] {
@@ -610,7 +627,10 @@ func (inv *Inventory) Observe(o dissect.Observation) {
 		if !ip.IsValid() && !mac.IsZero() {
 			// A link-layer protocol, spoken by the MAC itself.
 			if r := inv.macRec(mac); r != nil {
-				r.observed = true
+				if !r.observed {
+					r.observed = true
+					inv.idGen++
+				}
 				r.addProtocol(o.Value)
 				r.seen(o.Time)
 			}
@@ -668,7 +688,10 @@ func (inv *Inventory) Observe(o dissect.Observation) {
 		if m == nil {
 			return
 		}
-		m.observed = true
+		if !m.observed {
+			m.observed = true
+			inv.idGen++
+		}
 		m.seen(o.Time)
 		if r != nil {
 			inv.bind(r, m, true)

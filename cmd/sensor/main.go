@@ -48,7 +48,7 @@ func main() {
 		raw      = flag.Bool("raw", false, "live capture: use a plain raw socket (one frame per syscall) instead of AF_PACKET rings; for the smallest boxes")
 		config   = flag.String("config", "", "operator's IP classes as a JSON `file` (default: RFC 1918 ranges inventoried)")
 		jsonOut  = flag.Bool("json", false, "print one JSON object per line instead of tables")
-		interval = flag.Duration("interval", 5*time.Minute, "live capture: print the inventory and traffic every `interval`")
+		interval = flag.Duration("interval", 5*time.Minute, "live capture without the cloud: print the inventory and traffic every `interval` (with the cloud its configuration sets the reporting intervals)")
 		cloudURL = flag.String("cloud", "", "report to the cloud at this https `URL` (the settings file's cloud URL wins when set)")
 		caFile   = flag.String("ca", "", "trust this PEM `file` of CA certificates for the cloud, besides the system's")
 		stateDir = flag.String("state", "", "state `directory`: settings.json, status.json, registration, spool, cloud configuration (default /perm/sensor with -cloud)")

@@ -139,7 +139,7 @@ func run(log *slog.Logger, c config) error {
 	go func() {
 		for s := range steps {
 			for wait := 2 * time.Second; ; wait = min(2*wait, time.Minute) {
-				_, reportURL := cloudURLs(c, prof.Name, running)
+				_, reportURL := cloudURLs(c, prof.Image, running)
 				if reportURL == "" || report(ctx, client, reportURL, running, s) == nil || ctx.Err() != nil {
 					break
 				}
@@ -155,7 +155,7 @@ func run(log *slog.Logger, c config) error {
 	client.Transport = &bearer{base: client.Transport, regFile: filepath.Join(c.settingsDir, registrationFile),
 		cloud: func() string { return cloudBase(c) }}
 	in := &update.Installer{
-		Key: pub, Board: prof.Name, Running: running, Boot: boot, ESP: boot.ESP,
+		Key: pub, Board: prof.Image, Running: running, Boot: boot, ESP: boot.ESP,
 		Root: func(s update.Slot) (update.Device, error) {
 			return openDevice(layout.RootDev(s))
 		},
@@ -189,7 +189,7 @@ func run(log *slog.Logger, c config) error {
 	retry := 10 * time.Second
 	for {
 		wait := c.interval
-		manifestURL, _ := cloudURLs(c, prof.Name, running)
+		manifestURL, _ := cloudURLs(c, prof.Image, running)
 		if manifestURL == "" {
 			log.Debug("no cloud URL in the settings yet")
 			wait = min(retry, c.interval)
