@@ -505,6 +505,30 @@ func BenchmarkTrafficAddFlow(b *testing.B) {
 	}
 }
 
+// An operator's threshold far above what a MAC can hold still bounds what
+// the inventory keeps per MAC: a MAC carrying ten thousand addresses it
+// does not claim is taken for a router once it carries more than
+// MaxIPsPerMAC, and the addresses counted on the way are let go.
+func TestRouterThresholdBounded(t *testing.T) {
+	c := DefaultClasses()
+	c.RouterIPThreshold = 1 << 30
+	inv := NewInventory(c)
+	gw, srv := mac(1), mac(6)
+	for i := range 10000 {
+		inv.AddFlow(mkflow(fmt.Sprintf("10.%d.%d.%d", 1+i>>16, i>>8&0xff, i&0xff), gw, "10.0.0.6", 80, srv, 0))
+		inv.mu.Lock()
+		m := inv.macs[gw]
+		n := len(m.carried)
+		inv.mu.Unlock()
+		if n > 2*(MaxIPsPerMAC+1) {
+			t.Fatalf("after %d addresses the MAC keeps %d of them counted", i+1, n)
+		}
+	}
+	if a, ok := inv.LookupMAC(gw); !ok || !a.Router {
+		t.Errorf("a MAC carrying 10000 addresses is no router: %+v", a)
+	}
+}
+
 // TestIdentityGen checks that IdentityGen moves whenever a new asset id
 // appears (new address, address joining a MAC, router split, a MAC named
 // by a link-layer protocol) and stays put when only attributes of known

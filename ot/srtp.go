@@ -138,32 +138,8 @@ func (s *SRTP) Handle(p *dissect.Packet, out dissect.Sink) {
 	if p.Flow == nil || p.Flow.Proto != capture.ProtoTCP || len(p.Payload) == 0 {
 		return
 	}
-	st, ok := p.Flow.State.(*srtpFlow)
-	if !ok {
-		st = &srtpFlow{}
-		p.Flow.State = st
-	}
-	str := &st.s[p.Dir&1]
-	str.Push(p.TCPSeq, p.Payload)
-	b := str.Bytes()
-	off := 0
-	for len(b)-off >= srtpHeaderLen {
-		n, ok := srtpHeader(b[off:])
-		if !ok {
-			off = len(b)
-			break
-		}
-		if len(b)-off < n {
-			if n > dissect.DefaultStreamMax { // the header is all that is read
-				s.message(p, st, b[off:], out)
-				off = len(b)
-			}
-			break
-		}
-		s.message(p, st, b[off:off+n], out)
-		off += n
-	}
-	str.Consume(off)
+	st := flowState[srtpFlow](p.Flow)
+	tcpRecords(&st.s[p.Dir&1], p, srtpHeaderLen, srtpHeader, func(b []byte) { s.message(p, st, b, out) })
 }
 
 func (s *SRTP) message(p *dissect.Packet, st *srtpFlow, b []byte, out dissect.Sink) {
