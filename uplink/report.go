@@ -66,6 +66,20 @@ func fingerprint(rec AssetRecord) uint64 {
 // inventory, and marks what they carry as reported. No message is returned
 // when nothing qualifies.
 func (r *Reporter) Report(reason ReportReason, assets []asset.Asset, base int64) []Message {
+	return r.report(reason, assets, base, time.Time{})
+}
+
+// ReportYoung returns an update report of the assets first seen at or after
+// since that were reported and changed since: what a device tells in its
+// first minutes (the answers to its first connections, a DHCP renewal)
+// reaches the cloud at the pace of new assets rather than of updates.
+func (r *Reporter) ReportYoung(assets []asset.Asset, base int64, since time.Time) []Message {
+	return r.report(ReportUpdate, assets, base, since)
+}
+
+// report is Report, limited to assets first seen at or after young when
+// that is set.
+func (r *Reporter) report(reason ReportReason, assets []asset.Asset, base int64, young time.Time) []Message {
 	r.pass++
 	var recs []AssetRecord
 	for i := range assets {
@@ -77,6 +91,9 @@ func (r *Reporter) Report(reason ReportReason, assets []asset.Asset, base int64)
 		}
 		seen := known && old.gen == a.Gen // not a new record under the same ID
 		if seen && reason == ReportNew || !seen && reason == ReportUpdate {
+			continue
+		}
+		if !young.IsZero() && a.FirstSeen.Before(young) {
 			continue
 		}
 		rec := r.record(a, base)

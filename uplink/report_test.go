@@ -76,3 +76,39 @@ func TestReporterAssetBackAfterAging(t *testing.T) {
 		t.Errorf("host 1 reported as new twice: %+v", msgs)
 	}
 }
+
+// What a device tells after its new-asset report, while it is young, goes
+// out in ReportYoung; an old device's change waits for the update report,
+// and nothing is reported twice.
+func TestReporterYoungChanges(t *testing.T) {
+	inv := asset.NewInventory(asset.DefaultClasses())
+	r := NewReporter(false)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	seeHost(inv, 1, t0) // old by the time it changes
+	t1 := t0.Add(time.Hour)
+	seeHost(inv, 2, t1) // young
+	r.Report(ReportNew, inv.Assets(), t1.Unix())
+	rename := func(i int, name string, at time.Time) {
+		inv.Observe(dissect.Observation{Time: at, IP: netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}),
+			MAC: capture.MAC{2, 0, 0, 0, 0, byte(i)}, Attr: dissect.AttrHostname, Value: name, Protocol: "dhcp"})
+	}
+	t2 := t1.Add(20 * time.Second)
+	rename(1, "boiler-plc", t2)
+	rename(2, "press-hmi", t2)
+	assets := inv.Assets()
+	if msgs := r.Report(ReportNew, assets, t2.Unix()); len(msgs) != 0 {
+		t.Fatalf("nothing is new, got %+v", msgs)
+	}
+	msgs := r.ReportYoung(assets, t2.Unix(), t2.Add(-10*time.Minute))
+	if len(msgs) != 1 || msgs[0].AssetReport.Reason != ReportUpdate || len(msgs[0].AssetReport.Assets) != 1 ||
+		msgs[0].AssetReport.Assets[0].Hostname != "press-hmi" {
+		t.Fatalf("young changes: %+v, want the update of the device first seen 20 s ago alone", msgs)
+	}
+	if msgs := r.ReportYoung(assets, t2.Unix(), t2.Add(-10*time.Minute)); len(msgs) != 0 {
+		t.Fatalf("young change reported twice: %+v", msgs)
+	}
+	msgs = r.Report(ReportUpdate, assets, t2.Unix())
+	if len(msgs) != 1 || len(msgs[0].AssetReport.Assets) != 1 || msgs[0].AssetReport.Assets[0].Hostname != "boiler-plc" {
+		t.Fatalf("update report: %+v, want the old device's change alone", msgs)
+	}
+}

@@ -275,6 +275,11 @@ func (c *cloud) tick(now time.Time) {
 		default:
 			if newDue {
 				msgs = append(msgs, rep.Report(uplink.ReportNew, assets, base)...)
+				if !updDue {
+					// What devices told after their first report, in
+					// their first two new-asset intervals, goes too.
+					msgs = append(msgs, rep.ReportYoung(assets, base, now.Add(-2*iv.NewAssets))...)
+				}
 				c.lastNew, c.newSince = now, time.Time{}
 			}
 			if updDue {
