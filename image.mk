@@ -29,7 +29,7 @@ RELEASE_KEY ?= $(OUT)/release-dev.key
 # Version of what is built: a release tag, else 0.0.0-g<commit>.
 VERSION     ?= $(shell git describe --tags 2>/dev/null || echo 0.0.0-g$$(git rev-parse --short HEAD 2>/dev/null))
 
-.PHONY: image image-deps boot-smoke e2e
+.PHONY: image image-deps boot-smoke e2e e2e-smoke
 
 image-deps:
 	@missing=""; for c in mkfs.ext4 qemu-system-aarch64; do command -v $$c >/dev/null || missing=1; done; \
@@ -66,12 +66,22 @@ boot-smoke: image-deps
 	$(GO) test -tags e2e -count=1 -v -timeout 10m ./e2e -run TestBootSmoke -image $(abspath $(IMAGE))
 
 # e2e builds the image and drives it as a site would (e2e/site_test.go):
-# the set-up console over the UART in PuTTY's plink, a real collector on the
-# host, a corpus capture replayed into the sniffing NIC, and a reboot.
+# the set-up console over the UART in PuTTY's plink (static address proven
+# from outside, personalization code), a real collector on the host, a
+# corpus capture replayed into the sniffing NIC, and a reboot; then
+# (e2e/panel_test.go) the board profile with the LCD, its front panel
+# emulated on the host over a virtio-serial port, read and pressed.
 E2E_APT := plink:putty-tools tmux:tmux debugfs:e2fsprogs
 e2e: image
 	@for p in $(E2E_APT); do command -v $${p%%:*} >/dev/null || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $${p#*:}; }; done
-	$(GO) test -tags e2e -count=1 -v -timeout 20m ./e2e -run 'TestSite' -image $(abspath $(IMAGE))
+	$(GO) test -tags e2e -count=1 -v -timeout 20m ./e2e -run 'TestSite$$|TestPanel$$' -image $(abspath $(IMAGE))
+
+# e2e-smoke is the short image check CI runs (e2e/smoke_test.go): build the
+# image, boot it once with a collector and a code provisioned, see it
+# register and report the plant capture replayed into its sniffing NIC.
+e2e-smoke: image
+	@command -v debugfs >/dev/null || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q e2fsprogs; }
+	$(GO) test -tags e2e -count=1 -v -timeout 15m ./e2e -run 'TestUplinkSmoke$$' -image $(abspath $(IMAGE))
 
 # release builds the update artefact of BOARD at VERSION: the root file
 # system and the kernel (taken from the boot file system gok writes), signed

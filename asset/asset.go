@@ -42,7 +42,11 @@ type Port struct {
 type Asset struct {
 	// ID is stable for the life of the asset: "mac:00:11:..", "ip:10.0.0.5",
 	// "group:NAME" for a monitored-external group, "external".
-	ID   string
+	ID string
+	// Gen tells apart the records that have carried ID: an asset that left
+	// the inventory (Inventory.Age, or evicted when full) and is seen
+	// again comes back under its ID with a greater Gen.
+	Gen  uint64
 	Kind Kind
 	MAC  capture.MAC  // zero when the asset is keyed by IP
 	IPs  []netip.Addr // current address first

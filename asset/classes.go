@@ -54,7 +54,8 @@ type Classes struct {
 	Groups         []Group        `json:"monitored_external,omitempty"`
 	// RouterIPThreshold: a MAC seen in flows carrying more than this many
 	// distinct IPs (not counting those it claims itself by ARP or DHCP) is
-	// a router's. DefaultRouterIPThreshold when zero.
+	// a router's. DefaultRouterIPThreshold when zero; at most MaxIPsPerMAC
+	// (a larger one counts as that), the addresses one MAC can hold.
 	RouterIPThreshold int `json:"router_ip_threshold,omitempty"`
 }
 
@@ -114,6 +115,9 @@ func compile(c Classes) (*classifier, error) {
 	if cl.threshold <= 0 {
 		cl.threshold = DefaultRouterIPThreshold
 	}
+	// The addresses counted are kept per MAC until it turns out a router:
+	// the threshold bounds them.
+	cl.threshold = min(cl.threshold, MaxIPsPerMAC)
 	for _, p := range c.ExcludedIPs {
 		if !p.IsValid() {
 			return nil, fmt.Errorf("invalid excluded prefix %v", p)

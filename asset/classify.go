@@ -38,6 +38,7 @@ var roleClasses = map[string]classVote{
 	"cclink-iefb-master":     {dissect.ClassPLC, 55, ""},
 	"profinet-io-controller": {dissect.ClassPLC, 60, ""},
 	"ethercat-master":        {dissect.ClassPLC, 50, ""},
+	"deltav-controller":      {dissect.ClassPLC, 65, ""}, // a DCS controller
 	// Outstations and substation devices.
 	"dnp3-outstation":   {dissect.ClassRTU, 65, ""},
 	"iec104-controlled": {dissect.ClassRTU, 60, ""},
@@ -71,6 +72,7 @@ var roleClasses = map[string]classVote{
 	"mms-client":             {dissect.ClassHMI, 40, ""},
 	"bacnet-client":          {dissect.ClassHMI, 30, ""},
 	"fox-client":             {dissect.ClassHMI, 35, ""},
+	"deltav-workstation":     {dissect.ClassHMI, 45, ""}, // operator station
 	"profinet-io-supervisor": {dissect.ClassEngineering, 50, ""},
 	"profinet-dcp-client":    {dissect.ClassEngineering, 30, ""},
 	// Tools whose protocol is engineering by nature.

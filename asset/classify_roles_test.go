@@ -86,6 +86,8 @@ func TestRoleClasses(t *testing.T) {
 		{roles: "srtp-server", want: dissect.ClassPLC},
 		{roles: "pcworx-server", want: dissect.ClassPLC},
 		{roles: "proconos-server", want: dissect.ClassPLC},
+		{roles: "deltav-controller", want: dissect.ClassPLC},
+		{roles: "deltav-workstation", want: dissect.ClassHMI},
 		{roles: "profinet-io-controller", want: dissect.ClassPLC},
 		{roles: "profinet-io-device", want: dissect.ClassIO},
 		{roles: "profinet-io-controller,profinet-io-device", want: dissect.ClassPLC},

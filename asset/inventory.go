@@ -1,9 +1,9 @@
 package asset
 
 import (
+	"math"
 	"net/netip"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -197,6 +197,9 @@ func clip(s string) string {
 type ipRec struct {
 	ip         netip.Addr
 	id         string // "ip:..."
+	gen        uint64 // Asset.Gen
+	pos        int    // place in Inventory.ipList
+	snap       uint64 // the last snapshot (Assets) that took it
 	kind       Kind
 	addressing string
 	mac        capture.MAC // bound MAC; zero when keyed by IP
@@ -208,6 +211,9 @@ type ipRec struct {
 type macRec struct {
 	mac      capture.MAC
 	id       string       // "mac:..."
+	gen      uint64       // Asset.Gen
+	pos      int          // place in Inventory.macList
+	snap     uint64       // the last snapshot (Assets) that took it
 	ips      []netip.Addr // bound addresses, current first
 	claims   map[netip.Addr]bool
 	carried  map[netip.Addr]bool // distinct unclaimed IPs (IPv6: /64s) seen in its frames
@@ -220,6 +226,7 @@ type macRec struct {
 // pseudo is the external asset or a monitored group's.
 type pseudo struct {
 	id   string
+	gen  uint64 // Asset.Gen
 	kind Kind
 	ips  []netip.Addr
 	info
@@ -248,6 +255,12 @@ type Inventory struct {
 	resolved map[netip.Addr]string // address -> group, from DNS answers
 	groups   map[string]*pseudo
 	external *pseudo
+	// Every record of ips and macs, for the passes that walk them a
+	// bounded step at a time (see aging.go).
+	ipList  []*ipRec
+	macList []*macRec
+	evict   evictPass // the eviction pass in progress
+	snaps   uint64    // snapshots taken (Assets)
 	// MaxRecords bounds the IP records and the MAC records (each); new
 	// ones beyond it are dropped and counted. Set before use.
 	MaxRecords int
@@ -255,9 +268,11 @@ type Inventory struct {
 	// ones. Zero keeps them all. Set before use.
 	MaxAge   time.Duration
 	dropped  uint64
+	gens     uint64               // records created: the last Asset.Gen given
 	aged     uint64               // assets removed by Age
 	evicted  uint64               // assets removed to make room under MaxRecords
 	tcpCache map[string]tcpCached // p0f matches of TCP signatures
+	idGen    uint64               // see IdentityGen
 }
 
 // NewInventory returns an empty inventory judging addresses by c. Invalid
@@ -315,6 +330,16 @@ func (inv *Inventory) Dropped() uint64 {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	return inv.dropped
+}
+
+// IdentityGen grows whenever an asset may have appeared: a new address,
+// MAC or group record, an address joining a MAC, a MAC first named by an
+// observation or found to be a router. A reporter that sees it move knows
+// there may be something new to report without taking a snapshot.
+func (inv *Inventory) IdentityGen() uint64 {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	return inv.idGen
 }
 
 // Class returns the class of ip, and the group name for a monitored
@@ -393,8 +418,11 @@ func (inv *Inventory) ipRec(ip netip.Addr, k Kind, addressing string) *ipRec {
 			inv.dropped++
 			return nil
 		}
-		r = &ipRec{ip: ip, id: "ip:" + ip.String(), kind: k, addressing: addressing}
+		inv.gens++
+		r = &ipRec{ip: ip, id: "ip:" + ip.String(), gen: inv.gens, kind: k, addressing: addressing}
 		inv.ips[ip] = r
+		inv.listIP(r)
+		inv.idGen++
 	}
 	return r
 }
@@ -406,8 +434,11 @@ func (inv *Inventory) macRec(m capture.MAC) *macRec {
 			inv.dropped++
 			return nil
 		}
-		r = &macRec{mac: m, id: "mac:" + m.String()}
+		inv.gens++
+		r = &macRec{mac: m, id: "mac:" + m.String(), gen: inv.gens}
 		inv.macs[m] = r
+		inv.listMAC(r)
+		inv.idGen++
 	}
 	return r
 }
@@ -415,14 +446,18 @@ func (inv *Inventory) macRec(m capture.MAC) *macRec {
 func (inv *Inventory) pseudo(k Kind, group string) *pseudo {
 	if k == External {
 		if inv.external == nil {
-			inv.external = &pseudo{id: IDExternal, kind: External}
+			inv.gens++
+			inv.external = &pseudo{id: IDExternal, gen: inv.gens, kind: External}
+			inv.idGen++
 		}
 		return inv.external
 	}
 	p := inv.groups[group]
 	if p == nil {
-		p = &pseudo{id: "group:" + group, kind: MonitoredExternal}
+		inv.gens++
+		p = &pseudo{id: "group:" + group, gen: inv.gens, kind: MonitoredExternal}
 		inv.groups[group] = p
+		inv.idGen++
 	}
 	return p
 }
@@ -485,6 +520,7 @@ func (inv *Inventory) bind(r *ipRec, m *macRec, claimed bool) {
 	}
 	r.mac, r.claimed = m.mac, claimed
 	m.ips = toFront(m.ips, r.ip)
+	inv.idGen++
 }
 
 func toFront(s []netip.Addr, ip netip.Addr) []netip.Addr {
@@ -505,6 +541,7 @@ func (inv *Inventory) markRouter(m *macRec) {
 	}
 	m.router = true
 	m.carried = nil
+	inv.idGen++
 	kept := m.ips[:0]
 	for _, ip := range m.ips {
 		if m.claims[ip] {
@@ -590,7 +627,10 @@ func (inv *Inventory) Observe(o dissect.Observation) {
 		if !ip.IsValid() && !mac.IsZero() {
 			// A link-layer protocol, spoken by the MAC itself.
 			if r := inv.macRec(mac); r != nil {
-				r.observed = true
+				if !r.observed {
+					r.observed = true
+					inv.idGen++
+				}
 				r.addProtocol(o.Value)
 				r.seen(o.Time)
 			}
@@ -648,7 +688,10 @@ func (inv *Inventory) Observe(o dissect.Observation) {
 		if m == nil {
 			return
 		}
-		m.observed = true
+		if !m.observed {
+			m.observed = true
+			inv.idGen++
+		}
 		m.seen(o.Time)
 		if r != nil {
 			inv.bind(r, m, true)
@@ -808,20 +851,51 @@ func (inv *Inventory) assetID(ip netip.Addr) string {
 	return "ip:" + ip.String()
 }
 
+// snapChunk is how many records Assets reads per hold of the lock.
+const snapChunk = 256
+
 // Assets returns a snapshot of every asset, sorted by first IP, then ID.
+// It is taken snapChunk records at a time, so that observations and flows
+// go on meanwhile: an asset that changes while it is taken is in it as it
+// was or as it is.
 func (inv *Inventory) Assets() []Asset {
-	inv.mu.Lock()
-	defer inv.mu.Unlock()
 	var out []Asset
-	for _, m := range inv.macs {
-		if len(m.ips) == 0 && !m.router && !m.observed {
-			continue
-		}
-		out = append(out, inv.macAsset(m))
-	}
-	for _, r := range inv.ips {
-		if r.mac.IsZero() {
-			out = append(out, inv.ipAsset(r))
+	inv.mu.Lock()
+	inv.snaps++
+	snap := inv.snaps
+	for _, macs := range []bool{true, false} {
+		for next := math.MaxInt; ; {
+			if out == nil {
+				out = make([]Asset, 0, len(inv.macList)+len(inv.ipList)+len(inv.groups)+1)
+			}
+			// A walk from the end sees every record that stays (see
+			// aging.go); one moved by a removal may come round again.
+			if macs {
+				next = min(next, len(inv.macList)-1)
+				for end := next - snapChunk; next >= 0 && next > end; next-- {
+					m := inv.macList[next]
+					if m.snap == snap || (len(m.ips) == 0 && !m.router && !m.observed) {
+						continue
+					}
+					m.snap = snap
+					out = append(out, inv.macAsset(m))
+				}
+			} else {
+				next = min(next, len(inv.ipList)-1)
+				for end := next - snapChunk; next >= 0 && next > end; next-- {
+					r := inv.ipList[next]
+					if r.snap == snap || !r.mac.IsZero() {
+						continue
+					}
+					r.snap = snap
+					out = append(out, inv.ipAsset(r))
+				}
+			}
+			if next < 0 {
+				break
+			}
+			inv.mu.Unlock()
+			inv.mu.Lock()
 		}
 	}
 	if inv.external != nil {
@@ -830,18 +904,20 @@ func (inv *Inventory) Assets() []Asset {
 	for _, p := range inv.groups {
 		out = append(out, pseudoAsset(p))
 	}
-	sort.Slice(out, func(i, j int) bool {
-		var a, b netip.Addr
-		if len(out[i].IPs) > 0 {
-			a = out[i].IPs[0]
+	inv.mu.Unlock()
+	// Sorting a large snapshot takes a while: not under the lock.
+	slices.SortFunc(out, func(a, b Asset) int {
+		var x, y netip.Addr
+		if len(a.IPs) > 0 {
+			x = a.IPs[0]
 		}
-		if len(out[j].IPs) > 0 {
-			b = out[j].IPs[0]
+		if len(b.IPs) > 0 {
+			y = b.IPs[0]
 		}
-		if c := a.Compare(b); c != 0 {
-			return c < 0
+		if c := x.Compare(y); c != 0 {
+			return c
 		}
-		return out[i].ID < out[j].ID
+		return strings.Compare(a.ID, b.ID)
 	})
 	return out
 }
@@ -903,6 +979,7 @@ func (inv *Inventory) macAsset(m *macRec) Asset {
 	}
 	a := fill(Asset{
 		ID:     m.id,
+		Gen:    m.gen,
 		Kind:   Inventoried,
 		MAC:    m.mac,
 		IPs:    slices.Clone(m.ips),
@@ -929,7 +1006,7 @@ func setAttr(m map[string]string, k, v string) map[string]string {
 }
 
 func (inv *Inventory) ipAsset(r *ipRec) Asset {
-	a := Asset{ID: r.id, Kind: r.kind, IPs: []netip.Addr{r.ip}}
+	a := Asset{ID: r.id, Gen: r.gen, Kind: r.kind, IPs: []netip.Addr{r.ip}}
 	if r.kind != Inventoried {
 		a.FirstSeen, a.LastSeen = r.first, r.last
 		return a
@@ -943,7 +1020,7 @@ func (inv *Inventory) ipAsset(r *ipRec) Asset {
 }
 
 func pseudoAsset(p *pseudo) Asset {
-	a := fill(Asset{ID: p.id, Kind: p.kind, IPs: slices.Clone(p.ips)}, &p.info)
+	a := fill(Asset{ID: p.id, Gen: p.gen, Kind: p.kind, IPs: slices.Clone(p.ips)}, &p.info)
 	slices.SortFunc(a.IPs, netip.Addr.Compare)
 	return a
 }

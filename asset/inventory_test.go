@@ -504,3 +504,89 @@ func BenchmarkTrafficAddFlow(b *testing.B) {
 		tr.AddFlow(f)
 	}
 }
+
+// An operator's threshold far above what a MAC can hold still bounds what
+// the inventory keeps per MAC: a MAC carrying ten thousand addresses it
+// does not claim is taken for a router once it carries more than
+// MaxIPsPerMAC, and the addresses counted on the way are let go.
+func TestRouterThresholdBounded(t *testing.T) {
+	c := DefaultClasses()
+	c.RouterIPThreshold = 1 << 30
+	inv := NewInventory(c)
+	gw, srv := mac(1), mac(6)
+	for i := range 10000 {
+		inv.AddFlow(mkflow(fmt.Sprintf("10.%d.%d.%d", 1+i>>16, i>>8&0xff, i&0xff), gw, "10.0.0.6", 80, srv, 0))
+		inv.mu.Lock()
+		m := inv.macs[gw]
+		n := len(m.carried)
+		inv.mu.Unlock()
+		if n > 2*(MaxIPsPerMAC+1) {
+			t.Fatalf("after %d addresses the MAC keeps %d of them counted", i+1, n)
+		}
+	}
+	if a, ok := inv.LookupMAC(gw); !ok || !a.Router {
+		t.Errorf("a MAC carrying 10000 addresses is no router: %+v", a)
+	}
+}
+
+// TestIdentityGen checks that IdentityGen moves whenever a new asset id
+// appears (new address, address joining a MAC, router split, a MAC named
+// by a link-layer protocol) and stays put when only attributes of known
+// assets change.
+func TestIdentityGen(t *testing.T) {
+	inv := NewInventory(DefaultClasses())
+	idset := func() map[string]bool {
+		m := map[string]bool{}
+		for _, a := range inv.Assets() {
+			m[a.ID] = true
+		}
+		return m
+	}
+	seen := idset()
+	gen := inv.IdentityGen()
+	step := func(what string, wantNew bool, f func()) {
+		t.Helper()
+		f()
+		now, g := idset(), inv.IdentityGen()
+		grew := false
+		for id := range now {
+			if !seen[id] {
+				grew = true
+			}
+			seen[id] = true
+		}
+		if grew != wantNew {
+			t.Fatalf("%s: new asset id %v, want %v (test premise)", what, grew, wantNew)
+		}
+		if grew && g == gen {
+			t.Errorf("%s: a new asset appeared but IdentityGen stayed at %d", what, g)
+		}
+		if !grew && g != gen {
+			t.Errorf("%s: no new asset but IdentityGen moved %d -> %d", what, gen, g)
+		}
+		gen = g
+	}
+	rtr := mac(0xaa)
+	step("an address in a flow", true, func() { inv.AddFlow(mkflow("10.0.0.5", capture.MAC{}, "10.0.0.6", 502, capture.MAC{}, 0)) })
+	step("a hostname for a known address", false, func() {
+		inv.Observe(dissect.Observation{Time: t0, IP: ip("10.0.0.5"), Attr: dissect.AttrHostname, Value: "hmi-1", Protocol: "dhcp"})
+	})
+	step("the address claimed by a MAC", true, func() {
+		inv.Observe(dissect.Observation{Time: t0, IP: ip("10.0.0.5"), MAC: mac(5), Attr: dissect.AttrIP, Value: "10.0.0.5", Protocol: "arp"})
+	})
+	step("a vendor for the known MAC", false, func() {
+		inv.Observe(dissect.Observation{Time: t0, MAC: mac(5), Attr: dissect.AttrVendor, Value: "Siemens", Protocol: "lldp"})
+	})
+	step("a MAC that speaks only a link-layer protocol", true, func() {
+		inv.Observe(dissect.Observation{Time: t0, MAC: mac(0x30), Attr: dissect.AttrProtocol, Value: "lldp", Protocol: "lldp"})
+	})
+	step("a router's MAC answers ARP", true, func() {
+		inv.Observe(dissect.Observation{Time: t0, IP: ip("10.0.0.1"), MAC: rtr, Attr: dissect.AttrIP, Value: "10.0.0.1", Protocol: "arp"})
+	})
+	step("an external address behind the router", true, func() {
+		inv.AddFlow(mkflow("10.0.0.6", mac(6), "203.0.113.9", 443, rtr, time.Second))
+	})
+	step("the same flow again", false, func() {
+		inv.AddFlow(mkflow("10.0.0.6", mac(6), "203.0.113.9", 443, rtr, 2*time.Second))
+	})
+}

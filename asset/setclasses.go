@@ -33,14 +33,14 @@ func (inv *Inventory) SetClasses(c Classes) error {
 			r.kind, r.addressing = k, addressing
 			continue
 		}
-		delete(inv.ips, ip)
+		inv.dropIP(r)
 		if m := inv.macs[r.mac]; m != nil && !r.mac.IsZero() {
 			m.ips = slices.DeleteFunc(m.ips, func(a netip.Addr) bool { return a == ip })
 		}
 	}
-	for m := range inv.macs {
+	for m, r := range inv.macs {
 		if cl.exMACs[m] {
-			delete(inv.macs, m)
+			inv.dropMAC(r)
 		}
 	}
 	return nil

@@ -4,8 +4,9 @@
 //
 // The profile is picked at run time from what the kernel says the machine is
 // (/proc/device-tree/model on device-tree boards, /sys/class/dmi/id/product_name
-// on EFI/ACPI boxes), unless the operator or a test names it with the
-// SENSOR_BOARD environment variable.
+// on EFI/ACPI boxes), unless the operator or a test names it: the
+// SENSOR_BOARD environment variable, else the file /perm/board (one line,
+// the profile's name), which survives reboots and updates.
 package board
 
 import (
@@ -23,6 +24,10 @@ import (
 // EnvOverride names the environment variable that forces a profile by name.
 const EnvOverride = "SENSOR_BOARD"
 
+// OverrideFile, when present, names the profile (one line) for every
+// program of the box; EnvOverride wins over it.
+const OverrideFile = "/perm/board"
+
 // LCD says where an HD44780 character LCD behind a PCF8574 I2C backpack sits.
 type LCD struct {
 	Bus  string // I2C bus name as periph.io opens it, e.g. "1" for /dev/i2c-1
@@ -35,6 +40,10 @@ type LCD struct {
 type Profile struct {
 	Name  string // short identifier, the value SENSOR_BOARD takes
 	Model string // human-readable description
+	// Image is the board the box's image and its updates are built for
+	// (the board of update manifests). Profiles that differ only in their
+	// peripherals share one image.
+	Image string
 
 	// Mgmt is the management interface: DHCP or static IP, reaches the cloud.
 	Mgmt string
@@ -50,6 +59,12 @@ type Profile struct {
 	Buttons map[string]int
 	// GPIOChip is the GPIO character device the buttons are on, e.g. "gpiochip0".
 	GPIOChip string
+	// PanelPort names the virtio-serial port that carries the front panel
+	// of a virtual machine whose LCD and buttons are emulated on its host:
+	// the LCD's I2C transactions and the buttons' levels travel over it
+	// (hw.PanelLink), and LCD.Bus and Buttons are unused. Real boards
+	// leave it empty.
+	PanelPort string
 }
 
 // The front-panel button names used in Profile.Buttons.
@@ -69,6 +84,7 @@ var profiles = map[string]Profile{
 	"rpi4": {
 		Name:  "rpi4",
 		Model: "Raspberry Pi 4 / Compute Module 4 industrial box",
+		Image: "rpi4",
 		Mgmt:  "eth0", // on-board BCM54213 (genet)
 		// Second NIC: a USB 3 gigabit adapter on the Pi 4, or the second
 		// port of the CM4 carrier board.
@@ -91,11 +107,27 @@ var profiles = map[string]Profile{
 	"arm64-efi": {
 		Name:  "arm64-efi",
 		Model: "generic arm64 EFI box (and qemu -M virt)",
+		Image: "arm64-efi",
 		Mgmt:  "eth0",
 		Sniff: []string{"eth1"},
 		// qemu's virt machine has one PL011 UART, which Linux names
 		// ttyAMA0; EFI arm64 servers with a PL011 (SBSA UART) do too.
 		Serial: "/dev/ttyAMA0",
+	},
+	// The arm64 EFI image in qemu with the front panel of the industrial
+	// box (20x4 HD44780 behind a PCF8574 at 0x27, five buttons) emulated
+	// on the VM's host: qemu connects the virtio-serial port to the host
+	// (-device virtserialport,name=sensor.panel). Chosen only by the
+	// override; nothing detects it.
+	"qemu-panel": {
+		Name:      "qemu-panel",
+		Model:     "arm64 EFI virtual machine with its front panel emulated on the host",
+		Image:     "arm64-efi",
+		Mgmt:      "eth0",
+		Sniff:     []string{"eth1"},
+		Serial:    "/dev/ttyAMA0",
+		LCD:       &LCD{Addr: 0x27, Cols: 20, Rows: 4},
+		PanelPort: "sensor.panel",
 	},
 }
 
@@ -139,7 +171,8 @@ func clone(p Profile) Profile {
 var ErrUnknownBoard = errors.New("board: machine not recognised")
 
 // Detect picks the profile for the running machine: SENSOR_BOARD if set,
-// else the machine's identity read from the real root file system.
+// else /perm/board if present, else the machine's identity read from the
+// real root file system.
 func Detect() (Profile, error) {
 	return DetectFS(os.DirFS("/"), os.Getenv(EnvOverride))
 }
@@ -149,6 +182,17 @@ func Detect() (Profile, error) {
 func DetectFS(root fs.FS, override string) (Profile, error) {
 	if override != "" {
 		return Lookup(override)
+	}
+	name, err := readID(root, strings.TrimPrefix(OverrideFile, "/"))
+	if err != nil {
+		return Profile{}, err
+	}
+	if name != "" {
+		p, err := Lookup(name)
+		if err != nil {
+			return Profile{}, fmt.Errorf("%s: %w", OverrideFile, err)
+		}
+		return p, nil
 	}
 	model, err := readID(root, "proc/device-tree/model")
 	if err != nil {

@@ -2,6 +2,7 @@ package board
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"testing/fstest"
 )
@@ -42,6 +43,35 @@ func TestDetectFS(t *testing.T) {
 			want:     "arm64-efi",
 		},
 		{
+			name: "override file on /perm wins over DMI",
+			files: fstest.MapFS{
+				"sys/class/dmi/id/product_name": {Data: []byte("QEMU KVM Virtual Machine\n")},
+				"perm/board":                    {Data: []byte("qemu-panel\n")},
+			},
+			want: "qemu-panel",
+		},
+		{
+			name:     "environment wins over the override file",
+			files:    fstest.MapFS{"perm/board": {Data: []byte("qemu-panel\n")}},
+			override: "arm64-efi",
+			want:     "arm64-efi",
+		},
+		{
+			name: "empty override file is no override",
+			files: fstest.MapFS{
+				"proc/device-tree/model": {Data: []byte("Raspberry Pi 4 Model B Rev 1.4\x00")},
+				"perm/board":             {Data: []byte("\n")},
+			},
+			want: "rpi4",
+		},
+		{
+			name: "unknown name in the override file",
+			files: fstest.MapFS{
+				"proc/device-tree/model": {Data: []byte("Raspberry Pi 4 Model B Rev 1.4\x00")},
+				"perm/board":             {Data: []byte("rpi5\n")},
+			},
+		},
+		{
 			name:  "unknown device tree board",
 			files: fstest.MapFS{"proc/device-tree/model": {Data: []byte("Pine64 RockPro64 v2.1\x00")}},
 		},
@@ -74,6 +104,15 @@ func TestDetectFS(t *testing.T) {
 	}
 }
 
+// TestOverrideFileError names the file when it holds an unknown profile,
+// so a technician knows what to fix.
+func TestOverrideFileError(t *testing.T) {
+	_, err := DetectFS(fstest.MapFS{"perm/board": {Data: []byte("rpi5\n")}}, "")
+	if err == nil || !strings.Contains(err.Error(), "/perm/board") || !strings.Contains(err.Error(), `"rpi5"`) {
+		t.Fatalf("err = %v, want one naming /perm/board and rpi5", err)
+	}
+}
+
 func TestDetectFSUnknownIsErrUnknownBoard(t *testing.T) {
 	_, err := DetectFS(fstest.MapFS{}, "")
 	if !errors.Is(err, ErrUnknownBoard) {
@@ -89,6 +128,14 @@ func TestProfilesComplete(t *testing.T) {
 		}
 		if p.Name != name || p.Model == "" || p.Mgmt == "" || len(p.Sniff) == 0 {
 			t.Errorf("profile %q incomplete: %+v", name, p)
+		}
+		// The image a profile runs is built for a profile of that name,
+		// which runs it too.
+		if img, err := Lookup(p.Image); err != nil || img.Image != p.Image {
+			t.Errorf("profile %q runs image %q, which no profile of its own describes (%v)", name, p.Image, err)
+		}
+		if p.LCD != nil && p.LCD.Bus == "" && p.PanelPort == "" {
+			t.Errorf("profile %q: LCD on neither an I2C bus nor a panel port", name)
 		}
 		for _, s := range p.Sniff {
 			if s == p.Mgmt {

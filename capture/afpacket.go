@@ -325,6 +325,19 @@ func (s *afpacketSource) Next() (Frame, error) {
 			return Frame{}, io.EOF // Close was called
 		}
 		if s.pfd[0].Revents&(unix.POLLERR|unix.POLLNVAL) != 0 && s.pfd[0].Revents&unix.POLLIN == 0 {
+			if s.pfd[0].Revents&unix.POLLERR != 0 {
+				// Reading SO_ERROR clears it. The interface going down
+				// (cable pulled, switch port restarted) is no end: the
+				// kernel feeds the ring again once it is back up.
+				e, err := unix.GetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+				if err == nil && unix.Errno(e) == unix.ENETDOWN {
+					linkDown(s.name)
+					continue
+				}
+				if err == nil && e != 0 {
+					return Frame{}, fmt.Errorf("capture: AF_PACKET ring of %q: %w", s.name, unix.Errno(e))
+				}
+			}
 			return Frame{}, fmt.Errorf("capture: poll on AF_PACKET ring of %q: revents %#x", s.name, s.pfd[0].Revents)
 		}
 	}

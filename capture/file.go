@@ -39,7 +39,8 @@ type fileSource struct {
 // type the file records (per interface in pcapng) and Interface 0.
 //
 // Next returns io.EOF at the end of the file; a truncated or corrupt record
-// ends the file with an error naming the file and the frame number.
+// ends the file with a *RecordError naming the file and the record, after
+// every frame before it was handed out.
 func OpenFile(path string) (Source, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -54,6 +55,7 @@ func OpenFile(path string) (Source, error) {
 		}
 		return nil, fmt.Errorf("capture: %s: too short for a capture file header: %w", path, err)
 	}
+	gzipped := false
 	if magic[0] == 0x1f && magic[1] == 0x8b {
 		// gzip: look at the magic of what it holds.
 		gz, err := gzip.NewReader(br)
@@ -62,6 +64,7 @@ func OpenFile(path string) (Source, error) {
 			return nil, fmt.Errorf("capture: %s: reading gzip header: %w", path, err)
 		}
 		br = bufio.NewReaderSize(gz, 1<<16)
+		gzipped = true
 		if magic, err = br.Peek(4); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("capture: %s: too short for a capture file header inside gzip: %w", path, err)
@@ -79,6 +82,13 @@ func OpenFile(path string) (Source, error) {
 	s.pcap, err = pcapgo.NewReader(br)
 	if err != nil {
 		f.Close()
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			in := ""
+			if gzipped {
+				in = " inside gzip"
+			}
+			return nil, fmt.Errorf("capture: %s: the pcap file header is cut short%s: %w", path, in, io.ErrUnexpectedEOF)
+		}
 		return nil, fmt.Errorf("capture: %s: not a pcap or pcapng file (magic % x): %w", path, magic, err)
 	}
 	s.link = LinkType(s.pcap.LinkType())
@@ -125,6 +135,29 @@ func (s *fileSource) ngLink(i int) LinkType {
 	return LinkType(s.ng.LinkType())
 }
 
+// RecordError is what Next of a file source returns when a record cannot be
+// read: the file ends inside it (a capture cut short: the capturing process
+// was stopped or the disk filled), or it is corrupt. Every frame before it
+// was handed out; none after it is.
+type RecordError struct {
+	Path   string
+	Record uint64 // number of the record, from 1 (blocks other than packets are not counted)
+	Err    error
+}
+
+func (e *RecordError) Error() string {
+	if e.Truncated() {
+		return fmt.Sprintf("capture: %s: record %d is truncated: %v", e.Path, e.Record, e.Err)
+	}
+	return fmt.Sprintf("capture: %s: reading record %d: %v", e.Path, e.Record, e.Err)
+}
+
+func (e *RecordError) Unwrap() error { return e.Err }
+
+// Truncated reports whether the file (or the gzip stream holding it) ends
+// inside the record, rather than holding a corrupt one.
+func (e *RecordError) Truncated() bool { return errors.Is(e.Err, io.ErrUnexpectedEOF) }
+
 // fail turns a reader error into the sticky error Next returns from now on.
 // inRecord says the record header had been read: io.EOF then means the
 // file ends inside the record.
@@ -132,13 +165,10 @@ func (s *fileSource) fail(err error, inRecord bool) error {
 	if err == io.EOF && inRecord {
 		err = io.ErrUnexpectedEOF
 	}
-	switch {
-	case err == io.EOF:
+	if err == io.EOF {
 		s.err = io.EOF
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		s.err = fmt.Errorf("capture: %s: record %d is truncated: %w", s.path, s.frames.Load()+1, err)
-	default:
-		s.err = fmt.Errorf("capture: %s: reading record %d: %w", s.path, s.frames.Load()+1, err)
+	} else {
+		s.err = &RecordError{Path: s.path, Record: s.frames.Load() + 1, Err: err}
 	}
 	return s.err
 }

@@ -109,6 +109,10 @@ func TestOpenFileCutShort(t *testing.T) {
 	if !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("error %v does not wrap io.ErrUnexpectedEOF", err)
 	}
+	var rerr *RecordError
+	if !errors.As(err, &rerr) || !rerr.Truncated() || rerr.Record != uint64(len(wantLens)+1) {
+		t.Errorf("error %v, want a RecordError for record %d, truncated", err, len(wantLens)+1)
+	}
 	if len(lens) != len(wantLens) {
 		t.Errorf("read %d frames before the cut, tshark reads %d", len(lens), len(wantLens))
 	}
@@ -132,8 +136,11 @@ func TestOpenFileRefusesOthers(t *testing.T) {
 	}
 }
 
-// TestOpenFileTruncated cuts a capture file at every length within its last
-// records: reading must end with a clear error or io.EOF, never panic.
+// TestOpenFileTruncated cuts capture files, plain and gzip-compressed, at
+// every length within their last records: every record wholly before the
+// cut is handed out, and a cut inside a record ends the file with a
+// RecordError naming the file and that record, never a panic or a quiet
+// io.EOF.
 func TestOpenFileTruncated(t *testing.T) {
 	for _, name := range []string{
 		"ICS-Pcaps__ARP__arp.pcap",
@@ -144,43 +151,135 @@ func TestOpenFileTruncated(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		ends, packets := recordEnds(t, data)
 		full := countFrames(t, path)
-		boundary := pcapRecordEnds(data)
-		dir := t.TempDir()
-		from := len(data) - 200
-		if from < 4 {
-			from = 4
+		if full != len(packets) {
+			t.Fatalf("%s: %d frames read, %d packet records in the file", name, full, len(packets))
 		}
-		for cut := from; cut < len(data); cut++ {
-			p := filepath.Join(dir, "cut")
-			if err := os.WriteFile(p, data[:cut], 0o600); err != nil {
-				t.Fatal(err)
+		var zbuf bytes.Buffer
+		zw := gzip.NewWriter(&zbuf)
+		zw.Write(data)
+		zw.Close()
+		dir := t.TempDir()
+		for _, gz := range []bool{false, true} {
+			file := data
+			if gz {
+				file = zbuf.Bytes()
 			}
-			src, err := OpenFile(p)
-			if err != nil {
-				continue // cut inside the file header: refused, fine
-			}
-			n := 0
-			for {
-				_, err = src.Next()
-				if err != nil {
-					break
+			for cut := max(4, len(file)-300); cut < len(file); cut++ {
+				plain := file[:cut]
+				if gz {
+					zr, err := gzip.NewReader(bytes.NewReader(plain))
+					if err != nil {
+						continue
+					}
+					plain, _ = io.ReadAll(zr) // what the stream holds before the cut
 				}
-				n++
-			}
-			src.Close()
-			if err != io.EOF && !strings.Contains(err.Error(), p) {
-				t.Errorf("%s cut at %d: error %q does not name the file", name, cut, err)
-			}
-			if n >= full {
-				t.Errorf("%s cut at %d: read %d frames, the whole file has %d", name, cut, n, full)
-			}
-			if err == io.EOF && strings.HasSuffix(name, ".pcap") && !boundary[cut] {
-				// A pcap cut inside a record must say so.
-				t.Errorf("%s cut at %d: io.EOF after %d frames, want a truncation error", name, cut, n)
+				whole := 0 // packet records wholly before the cut
+				for _, end := range packets {
+					if end <= len(plain) {
+						whole++
+					}
+				}
+				p := filepath.Join(dir, "cut")
+				if err := os.WriteFile(p, file[:cut], 0o600); err != nil {
+					t.Fatal(err)
+				}
+				src, err := OpenFile(p)
+				if err != nil {
+					if !strings.Contains(err.Error(), p) || !errors.Is(err, io.ErrUnexpectedEOF) {
+						t.Errorf("%s gzip=%v cut at %d: open error %q does not say the header of %s is cut short", name, gz, cut, err, p)
+					}
+					continue // cut inside the file header
+				}
+				n := 0
+				for {
+					_, err = src.Next()
+					if err != nil {
+						break
+					}
+					n++
+				}
+				src.Close()
+				if n != whole {
+					t.Errorf("%s gzip=%v cut at %d: read %d frames, %d records lie whole before the cut", name, gz, cut, n, whole)
+				}
+				clean := !gz && ends[cut]
+				var rerr *RecordError
+				switch {
+				case clean && err != io.EOF:
+					t.Errorf("%s cut at %d, between records: %v, want io.EOF", name, cut, err)
+				case !clean && !errors.As(err, &rerr):
+					t.Errorf("%s gzip=%v cut at %d, inside a record: %v, want a RecordError", name, gz, cut, err)
+				case !clean && (!rerr.Truncated() || rerr.Record != uint64(n+1) || rerr.Path != p || !strings.Contains(err.Error(), p)):
+					t.Errorf("%s gzip=%v cut at %d: %v (truncated %v, record %d), want record %d of %s truncated",
+						name, gz, cut, err, rerr.Truncated(), rerr.Record, n+1, p)
+				}
 			}
 		}
 	}
+}
+
+// TestOpenFileCorruptRecord reads a pcap file whose third record claims more
+// bytes than the file's snap length: the two frames before it, then a
+// RecordError for record 3 that is not a truncation.
+func TestOpenFileCorruptRecord(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "corrupt.pcap")
+	frame := make([]byte, 60)
+	writePcap(t, p, LinkEthernet, [][]byte{frame, frame, frame, frame})
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	third := 24 + 2*(16+len(frame))
+	binary.LittleEndian.PutUint32(data[third+8:], 1<<20) // captured length
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src, lens, _, err := readAll(t, p)
+	var rerr *RecordError
+	if !errors.As(err, &rerr) || rerr.Record != 3 || rerr.Truncated() || rerr.Path != p {
+		t.Fatalf("error %v, want a RecordError for record 3 of %s, not a truncation", err, p)
+	}
+	if len(lens) != 2 || src.Stats().Frames != 2 {
+		t.Errorf("%d frames before the corrupt record (Stats %+v), want 2", len(lens), src.Stats())
+	}
+}
+
+// recordEnds walks a pcap or pcapng file (little-endian) by its own
+// framing: the offsets where a record or block ends, and those where a
+// packet record ends, in order.
+func recordEnds(t *testing.T, data []byte) (ends map[int]bool, packets []int) {
+	t.Helper()
+	ends = map[int]bool{}
+	le := binary.LittleEndian
+	switch le.Uint32(data) {
+	case 0xa1b2c3d4, 0xa1b23c4d:
+		ends[24] = true
+		for off := 24; off+16 <= len(data); {
+			off += 16 + int(le.Uint32(data[off+8:]))
+			if off > len(data) {
+				break
+			}
+			ends[off] = true
+			packets = append(packets, off)
+		}
+	case pcapngMagic:
+		for off := 0; off+12 <= len(data); {
+			typ, n := le.Uint32(data[off:]), int(le.Uint32(data[off+4:]))
+			if n < 12 || off+n > len(data) {
+				t.Fatalf("pcapng block at %d: length %d", off, n)
+			}
+			off += n
+			ends[off] = true
+			if typ == 6 || typ == 3 || typ == 2 { // enhanced, simple, obsolete packet blocks
+				packets = append(packets, off)
+			}
+		}
+	default:
+		t.Fatalf("not a little-endian pcap or pcapng file")
+	}
+	return ends, packets
 }
 
 func countFrames(t *testing.T, path string) int {
@@ -199,20 +298,6 @@ func countFrames(t *testing.T, path string) int {
 		}
 		n++
 	}
-}
-
-// pcapRecordEnds returns the offsets where records of a little-endian pcap
-// file end (nil for other files).
-func pcapRecordEnds(data []byte) map[int]bool {
-	if len(data) < 24 || binary.LittleEndian.Uint32(data) != 0xa1b2c3d4 {
-		return nil
-	}
-	ends := map[int]bool{24: true}
-	for off := 24; off+16 <= len(data); {
-		off += 16 + int(binary.LittleEndian.Uint32(data[off+8:]))
-		ends[off] = true
-	}
-	return ends
 }
 
 // TestOpenFileGzip reads gzip-compressed pcap and pcapng files.

@@ -147,6 +147,12 @@ func (s *rawSource) recv(fd uintptr) bool {
 	return true
 }
 
+// linkDown notes that the sniffing interface name went down under a live
+// source, which goes on waiting for frames.
+func linkDown(name string) {
+	slog.Warn("capture: sniffing interface is down; waiting for it to come back up", "interface", name)
+}
+
 // drain discards the frames already queued.
 func (s *rawSource) drain() {
 	s.rc.Control(func(fd uintptr) {
@@ -187,6 +193,12 @@ func (s *rawSource) Next() (Frame, error) {
 				return Frame{}, ErrIdle
 			}
 			return Frame{}, fmt.Errorf("capture: reading raw socket on %q: %w", s.name, err)
+		}
+		if s.errno == unix.ENETDOWN {
+			// The interface went down (reported once, by this recvmsg);
+			// the socket receives again once it is back up.
+			linkDown(s.name)
+			continue
 		}
 		if s.errno != 0 {
 			return Frame{}, fmt.Errorf("capture: reading raw socket on %q: recvmsg: %w", s.name, s.errno)

@@ -51,6 +51,11 @@ type vm struct {
 	uartPTY  string
 	httpAddr string // host address forwarded to the guest's port 80 on eth0
 	started  time.Time
+	// forwarded maps each of bootOpts.forward to its host address.
+	forwarded map[string]string
+	// panelSock is the host's unix socket of the sensor.panel port when
+	// bootOpts.panel is set.
+	panelSock string
 }
 
 func requireTools(t *testing.T) string {
@@ -110,6 +115,16 @@ type bootOpts struct {
 	// sniff replaces the sniffing NIC's netdev (default: a restricted
 	// user network that carries nothing), e.g. "dgram,id=sniff,...".
 	sniff string
+	// dhcpStart is the first address qemu's DHCP server hands out on the
+	// management network (default 10.0.2.15); httpAddr reaches it.
+	dhcpStart string
+	// forward lists more guest TCP endpoints on the management network
+	// ("10.0.2.42:80"); the host reaches each at vm.forwarded[endpoint],
+	// and only while the guest holds that address.
+	forward []string
+	// panel connects a virtio-serial port named sensor.panel (the board
+	// profile qemu-panel's front panel) to the unix socket vm.panelSock.
+	panel bool
 	// vars is the firmware's variable store to use instead of a fresh
 	// copy: the box's NVRAM, kept across qemu runs.
 	vars string
@@ -144,7 +159,7 @@ func bootWith(t *testing.T, img string, o bootOpts) *vm {
 		"-drive", "if=pflash,format=raw,file=" + vars,
 		"-drive", "file=" + img + ",format=raw,if=none,id=disk,snapshot=" + map[bool]string{true: "off", false: "on"}[o.persistent],
 		"-device", "virtio-blk-pci,drive=disk",
-		"-netdev", fmt.Sprintf("user,id=mgmt,hostfwd=tcp:%s-:80", v.httpAddr),
+		"-netdev", mgmtNetdev(t, v, o),
 		"-device", "virtio-net-pci,netdev=mgmt",
 		"-netdev", cmp.Or(o.sniff, "user,id=sniff,restrict=on"),
 		"-device", "virtio-net-pci,netdev=sniff",
@@ -159,6 +174,11 @@ func bootWith(t *testing.T, img string, o bootOpts) *vm {
 	}
 	if o.watchdog {
 		args = append(args, "-device", "i6300esb", "-watchdog-action", "reset")
+	}
+	if o.panel {
+		v.panelSock = filepath.Join(dir, "panel.sock")
+		args = append(args, "-chardev", "socket,id=panel,server=on,wait=off,path="+v.panelSock,
+			"-device", "virtserialport,chardev=panel,name=sensor.panel")
 	}
 	args = append(args, o.extra...)
 	v.cmd = exec.Command("qemu-system-aarch64", args...)
@@ -199,6 +219,22 @@ func bootWith(t *testing.T, img string, o bootOpts) *vm {
 		}
 	})
 	return v
+}
+
+// mgmtNetdev is the management NIC's user network: the gokrazy HTTP port
+// of the DHCP address forwarded to httpAddr, and o.forward.
+func mgmtNetdev(t *testing.T, v *vm, o bootOpts) string {
+	nd := fmt.Sprintf("user,id=mgmt,hostfwd=tcp:%s-:80", v.httpAddr)
+	if o.dhcpStart != "" {
+		nd += ",dhcpstart=" + o.dhcpStart
+	}
+	v.forwarded = map[string]string{}
+	for _, guest := range o.forward {
+		host := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		v.forwarded[guest] = host
+		nd += fmt.Sprintf(",hostfwd=tcp:%s-%s", host, guest)
+	}
+	return nd
 }
 
 // syncBuffer is a bytes.Buffer that qemu's output goroutine and the test

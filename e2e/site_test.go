@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,16 +29,45 @@ import (
 	"github.com/passivesensor/sensor/settings"
 )
 
-// collector is a real cmd/collector process on the host, reached by the
-// guest at 10.0.2.2 (qemu user networking's host address).
+// collector is a real cmd/collector process on the host. The guest reaches
+// it through qemu's user network: at 10.0.2.2 (the host as the guest sees
+// it, on the guest's own subnet), or, when the host has an address of its
+// own outside that subnet, at that address, which only a default route
+// through the gateway 10.0.2.2 leads to.
 type collector struct {
-	url    string // as the host reaches it
-	ca     []byte // its CA certificate (PEM)
-	data   string
-	client *http.Client
+	url      string // as the host reaches it
+	guestURL string // as the guest reaches it
+	// offLink is set when guestURL is outside the guest's subnet.
+	offLink bool
+	ca      []byte // its CA certificate (PEM)
+	data    string
+	client  *http.Client
 }
 
-// startCollector builds and starts cmd/collector on a free loopback port.
+// hostAddress is an IPv4 address of the host outside qemu's user network
+// (10.0.2.0/24), or "" if it has none but loopback.
+func hostAddress() string {
+	slirp := netip.MustParsePrefix("10.0.2.0/24")
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return ""
+	}
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(n.IP)
+		if ip = ip.Unmap(); ok && ip.Is4() && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() && !slirp.Contains(ip) {
+			return ip.String()
+		}
+	}
+	return ""
+}
+
+// startCollector builds and starts cmd/collector on a free port of the
+// host's own address (off the guest's subnet) when it has one, else on
+// loopback.
 func startCollector(t *testing.T) *collector {
 	t.Helper()
 	dir := t.TempDir()
@@ -46,7 +76,18 @@ func startCollector(t *testing.T) *collector {
 		t.Fatalf("building collector: %v\n%s", err, out)
 	}
 	c := &collector{data: filepath.Join(dir, "data")}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	host := hostAddress()
+	c.offLink = host != ""
+	if !c.offLink {
+		host = "127.0.0.1"
+		t.Log("the host has no address outside 10.0.2.0/24: the collector is on the guest's subnet, so its default route is not put to the test")
+	}
+	ln, err := net.Listen("tcp", host+":0")
+	if err != nil {
+		t.Fatalf("finding a free port on %s: %v", host, err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
 	cmd := exec.Command(bin, "-listen", addr, "-data", c.data, "-hosts", "10.0.2.2")
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
@@ -73,6 +114,7 @@ func startCollector(t *testing.T) *collector {
 	if c.url == "" || c.ca == nil {
 		t.Fatal("collector did not print its URL and CA")
 	}
+	c.guestURL = strings.Replace(c.url, "127.0.0.1", "10.0.2.2", 1)
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(c.ca)
 	c.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
@@ -182,52 +224,68 @@ func (p *plinkConsole) moveTo(label string) {
 	p.t.Fatalf("cursor never reached %q:\n%s", label, p.screen())
 }
 
+// The site's addresses on qemu's user network (10.0.2.0/24; 10.0.2.2 is the
+// gateway and the host, 10.0.2.3 the DNS server): qemu's DHCP server hands
+// out addresses from dhcpStart on, and the technician types staticIP, which
+// DHCP never gives.
+const (
+	dhcpStart = "10.0.2.100"
+	staticIP  = "10.0.2.42"
+)
+
 // TestSite drives the image as a site would: boot, the set-up console over
 // the UART in PuTTY (static address, personalization code), registration at
-// a real collector on the host, and the state surviving a reboot.
+// a real collector on the host, a capture replayed into the sniffing port
+// reaching the collector, and the state surviving a reboot.
+//
+// That the box took the static address is seen from outside: qemu forwards
+// a host port to the typed address, which answers only once the box holds
+// it, while the DHCP address stops answering. With the collector on a host
+// address outside the guest's subnet, the console's "cloud reachable" after
+// Save & apply and the registration show the static default route at work.
+// The DNS server typed is not put to the test: naming the collector would
+// take a name server the test controls on port 53.
 //
 // The collector's URL and CA are factory provisioning, not site set-up (the
 // console has no field for them): they are written into /perm/sensor of the
 // disk before the first boot, as the factory would.
 func TestSite(t *testing.T) {
 	img := requireTools(t)
-	step := time.Now()
-	lap := func(what string) {
-		t.Logf("STEP %s took %v", what, time.Since(step).Round(time.Second))
-		step = time.Now()
-	}
+	lap := stepTimer(t)
 	col := startCollector(t)
-	disk := filepath.Join(t.TempDir(), "disk.img")
-	if out, err := exec.Command("cp", "--sparse=always", img, disk).CombinedOutput(); err != nil {
-		t.Fatalf("copying image: %v: %s", err, out)
-	}
-	guestURL := strings.Replace(col.url, "127.0.0.1", "10.0.2.2", 1)
-	st := settings.Defaults()
-	st.CloudURL = guestURL
-	sj, err := settings.Marshal(st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writePerm(t, disk, map[string][]byte{"/sensor/settings.json": sj, "/sensor/cloud-ca.pem": col.ca})
+	disk := provision(t, img, col, "")
 	code := col.code(t)
 	lap("collector, disk copy, factory provisioning")
 
-	// The sniffing NIC is a qemu UDP socket: each datagram the host sends
-	// to sniffAddr is one Ethernet frame on the guest's eth1.
-	sniffAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	sink := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	sniffAddr, sniff := sniffSocket(t)
 	pw, err := httpPassword(img)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := bootWith(t, disk, bootOpts{persistent: true, uartPTY: true,
-		sniff: "socket,id=sniff,udp=" + sink + ",localaddr=" + sniffAddr})
+	staticHTTP := staticIP + ":80"
+	v := bootWith(t, disk, bootOpts{persistent: true, uartPTY: true, sniff: sniff,
+		dhcpStart: dhcpStart, forward: []string{staticHTTP}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2**bootTimeout)
 	defer cancel()
 	if _, err := v.waitSerial(ctx, regexpMust(`entered promiscuous mode`)); err != nil {
 		t.Fatal(err)
 	}
 	lap("boot to a running sensor")
+
+	// Before set-up the box has the DHCP address, not the static one.
+	dhcpHTTP := v.httpAddr
+	if err := waitGokrazy(ctx, pw, dhcpHTTP, true, time.Minute); err != nil {
+		t.Fatalf("the box never answered at its DHCP address %s: %v", dhcpStart, err)
+	}
+	if err := gokrazyAt(ctx, pw, v.forwarded[staticHTTP]); err == nil {
+		t.Fatalf("the box answers at %s before anyone typed it", staticIP)
+	}
+	// The generic EFI box has no front panel: lcdmenu says so and gokrazy
+	// leaves it stopped (exit status 125).
+	if st := lcdmenuStatus(ctx, t, v, pw); !st.Stopped {
+		t.Errorf("lcdmenu runs on a board without an LCD: %+v", st)
+	}
+	lap("DHCP address answers, the static one not yet")
 
 	con := openPlink(t, v.uartPTY)
 	time.Sleep(2 * time.Second)
@@ -242,26 +300,29 @@ func TestSite(t *testing.T) {
 	con.text("static")
 	con.keys("Enter")
 	con.want(10*time.Second, "Mode set to static")
-	con.moveTo("IP")
-	con.keys("Enter", "C-u")
-	con.text("10.0.2.15")
-	con.keys("Enter")
-	con.want(10*time.Second, "IP set to 10.0.2.15")
-	con.moveTo("Gateway")
-	con.keys("Enter", "C-u")
-	con.text("10.0.2.2")
-	con.keys("Enter")
-	con.want(10*time.Second, "Gateway set to 10.0.2.2")
-	con.moveTo("DNS 1")
-	con.keys("Enter", "C-u")
-	con.text("10.0.2.3")
-	con.keys("Enter")
-	con.want(10*time.Second, "DNS 1 set to 10.0.2.3")
+	for _, f := range []struct{ label, value string }{{"IP", staticIP}, {"Gateway", "10.0.2.2"}, {"DNS 1", "10.0.2.3"}} {
+		con.moveTo(f.label)
+		con.keys("Enter", "C-u")
+		con.text(f.value)
+		con.keys("Enter")
+		con.want(10*time.Second, f.label+" set to "+f.value)
+	}
 	con.moveTo("[Save & apply]")
 	con.keys("Enter")
 	con.want(10*time.Second, "Apply network? (y/n)")
 	con.keys("y")
-	con.want(60*time.Second, "Save & apply: saved")
+	// The box dials the cloud after applying: through the gateway when
+	// the collector is off the guest's subnet.
+	con.want(60*time.Second, "Save & apply: saved and applied, cloud reachable")
+	if err := waitGokrazy(ctx, pw, v.forwarded[staticHTTP], true, 30*time.Second); err != nil {
+		t.Fatalf("after Save & apply the box does not answer at %s: %v", staticIP, err)
+	}
+	if err := waitGokrazy(ctx, pw, dhcpHTTP, false, 30*time.Second); err != nil {
+		t.Fatalf("after Save & apply the box still answers at its DHCP address %s", dhcpStart)
+	}
+	v.httpAddr = v.forwarded[staticHTTP] // gokrazy's HTTP is at the static address from now on
+	lap("console: static address in plink, held by the box")
+
 	con.keys("Escape")
 	con.want(10*time.Second, "Sensor set-up")
 	con.moveTo("Registration >")
@@ -269,51 +330,17 @@ func TestSite(t *testing.T) {
 	con.text(code)
 	con.keys("Enter")
 	con.want(10*time.Second, "Code set to "+strings.ToUpper(code))
-	lap("console: static address and code in plink")
+	lap("console: personalization code in plink")
 
-	var sensors []map[string]any
-	for {
-		err := col.api("/api/sensors", &sensors)
-		if err == nil && len(sensors) > 0 {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("the box never registered with the collector (last: %v, %v); console:\n%s", err, sensors, con.screen())
-		}
-		time.Sleep(2 * time.Second)
-	}
-	t.Logf("registered: %v", sensors[0])
+	sensors := col.waitRegistered(ctx, t, func() string { return con.screen() })
 	lap("registration at the collector")
 
-	// Replay a corpus capture into eth1; the collector must list the same
-	// inventoried assets as the sensor reading that capture offline.
-	capture := testcorpus.File(t, *replayFile)
-	want := offlineAssets(t, capture)
-	n := replay(t, capture, sniffAddr)
-	t.Logf("replayed %d frames of %s; sensor -r inventories %v", n, *replayFile, want)
-	var got map[string]bool
-	for {
-		var assets []struct {
-			ID string `json:"id"`
-		}
-		if err := col.api("/api/assets", &assets); err == nil {
-			got = map[string]bool{}
-			for _, a := range assets {
-				got[a.ID] = true
-			}
-			if mapsEqualKeys(got, want) {
-				break
-			}
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("collector assets %v, sensor -r on the capture %v", keys(got), keys(want))
-		}
-		time.Sleep(3 * time.Second)
-	}
+	replayAndCompare(ctx, t, col, sniffAddr, testcorpus.File(t, *replayFile))
 	lap("replayed capture's assets at the collector")
 
 	// Reboot through gokrazy's API: /perm keeps the registration, so the
-	// box reports again under the same sensor and never registers anew.
+	// box reports again under the same sensor and never registers anew,
+	// and the static address comes back without DHCP's.
 	if err := v.post(ctx, pw, "/reboot"); err != nil {
 		t.Fatalf("reboot through gokrazy: %v", err)
 	}
@@ -328,7 +355,13 @@ func TestSite(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 	}
-	lap("reboot to a running sensor")
+	if err := waitGokrazy(ctx, pw, v.forwarded[staticHTTP], true, time.Minute); err != nil {
+		t.Fatalf("after the reboot the box does not answer at %s: %v", staticIP, err)
+	}
+	if err := gokrazyAt(ctx, pw, dhcpHTTP); err == nil {
+		t.Fatalf("after the reboot the box answers at the DHCP address %s", dhcpStart)
+	}
+	lap("reboot to a running sensor at the static address")
 	before := sensors[0]["batches"]
 	for {
 		err := col.api("/api/sensors", &sensors)
@@ -345,6 +378,123 @@ func TestSite(t *testing.T) {
 	}
 	t.Logf("after the reboot: %v", sensors[0])
 	lap("report under the same registration after the reboot")
+	checkPerm(t, v)
+}
+
+// stepTimer returns a function that logs how long the step since its last
+// call took ("STEP ... took ...", the figures make e2e reports).
+func stepTimer(t *testing.T) func(what string) {
+	step := time.Now()
+	return func(what string) {
+		t.Helper()
+		t.Logf("STEP %s took %v", what, time.Since(step).Round(time.Second))
+		step = time.Now()
+	}
+}
+
+// provision copies img and writes the factory's part of the settings
+// into its /perm: the collector's URL and CA, and code when not empty (a
+// box set up before it shipped).
+func provision(t *testing.T, img string, col *collector, code string) string {
+	t.Helper()
+	disk := filepath.Join(t.TempDir(), "disk.img")
+	if out, err := exec.Command("cp", "--sparse=always", img, disk).CombinedOutput(); err != nil {
+		t.Fatalf("copying image: %v: %s", err, out)
+	}
+	st := settings.Defaults()
+	st.CloudURL = col.guestURL
+	st.PersonalizationCode = code
+	sj, err := settings.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePerm(t, disk, map[string][]byte{"/sensor/settings.json": sj, "/sensor/cloud-ca.pem": col.ca})
+	return disk
+}
+
+// sniffSocket makes the sniffing NIC a qemu UDP socket: each datagram the
+// host sends to addr is one Ethernet frame on the guest's eth1.
+func sniffSocket(t *testing.T) (addr, netdev string) {
+	addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	sink := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	return addr, "socket,id=sniff,udp=" + sink + ",localaddr=" + addr
+}
+
+// gokrazyAt asks the gokrazy HTTP server the host reaches at addr for the
+// sensor's status: nil if the box answered.
+func gokrazyAt(ctx context.Context, pw, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := (&vm{httpAddr: addr}).get(ctx, pw, "/status?path=/user/sensor", "application/json")
+	return err
+}
+
+// waitGokrazy waits until the box answers at addr (answers true) or stops
+// answering there.
+func waitGokrazy(ctx context.Context, pw, addr string, answers bool, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		err := gokrazyAt(ctx, pw, addr)
+		if (err == nil) == answers {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			if err == nil {
+				return fmt.Errorf("still answering after %v", within)
+			}
+			return err
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// waitRegistered waits until the collector lists a registered sensor;
+// screen tells what the box showed when it never does.
+func (c *collector) waitRegistered(ctx context.Context, t *testing.T, screen func() string) []map[string]any {
+	t.Helper()
+	var sensors []map[string]any
+	for {
+		err := c.api("/api/sensors", &sensors)
+		if err == nil && len(sensors) > 0 {
+			t.Logf("registered: %v", sensors[0])
+			return sensors
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the box never registered with the collector (last: %v, %v); it showed:\n%s", err, sensors, screen())
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
+// replayAndCompare replays capture into the sniffing NIC at sniffAddr and
+// waits until the collector lists the same assets as the sensor reading
+// that capture offline.
+func replayAndCompare(ctx context.Context, t *testing.T, col *collector, sniffAddr, capture string) {
+	t.Helper()
+	want := offlineAssets(t, capture)
+	start := time.Now()
+	n := replay(t, capture, sniffAddr)
+	t.Logf("replayed %d frames of %s in %v; sensor -r inventories %v", n, filepath.Base(capture), time.Since(start).Round(time.Millisecond), keys(want))
+	var got map[string]bool
+	for {
+		var assets []struct {
+			ID string `json:"id"`
+		}
+		if err := col.api("/api/assets", &assets); err == nil {
+			got = map[string]bool{}
+			for _, a := range assets {
+				got[a.ID] = true
+			}
+			if mapsEqualKeys(got, want) {
+				t.Logf("the collector lists them %v after the replay began", time.Since(start).Round(time.Second))
+				return
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("collector assets %v, sensor -r on the capture %v", keys(got), keys(want))
+		}
+		time.Sleep(time.Second)
+	}
 }
 
 var replayFile = flag.String("replay", "ICS-Pcaps__LocalPCAP__ModbusFloat.pcap", "corpus capture replayed into the sniffing NIC")

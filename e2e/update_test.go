@@ -514,7 +514,7 @@ func writePerm(t *testing.T, img string, files map[string][]byte) {
 	dirs := map[string]bool{}
 	tmp := t.TempDir()
 	for name, data := range files {
-		if d := filepath.Dir(name); !dirs[d] {
+		if d := filepath.Dir(name); d != "/" && !dirs[d] { // debugfs "mkdir /" breaks the root directory
 			dirs[d] = true
 			exec.Command("debugfs", "-w", "-R", "mkdir "+d, dev).Run()
 		}

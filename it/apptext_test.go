@@ -1,25 +1,16 @@
 package it
 
 import (
-	"errors"
-	"io"
-	"net"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/passivesensor/sensor/capture"
 	"github.com/passivesensor/sensor/dissect"
 	"github.com/passivesensor/sensor/flow"
+	"github.com/passivesensor/sensor/internal/dissecttest"
 	"github.com/passivesensor/sensor/internal/testcorpus"
 )
 
@@ -28,33 +19,7 @@ import (
 // holding ds, as cmd/sensor does.
 func appRunFile(t testing.TB, path string, ds ...dissect.Dissector) collect {
 	t.Helper()
-	src, err := capture.OpenFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	var (
-		dec capture.Decoder
-		cp  capture.Packet
-		out collect
-	)
-	tab := flow.NewTable(flow.Config{})
-	reg := dissect.NewRegistry(ds...)
-	for {
-		fr, err := src.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		if dec.Decode(fr, &cp) != nil && !cp.HasIP() {
-			continue
-		}
-		f, dir := tab.Lookup(&cp)
-		reg.Dispatch(&dissect.Packet{Packet: &cp, Flow: f, Dir: dir}, &out)
-	}
-	return out
+	return dissecttest.Run(t, path, ds...)
 }
 
 // appCorpus runs a corpus capture through ds with the pipeline.
@@ -121,73 +86,19 @@ func appSameSet(t testing.TB, what string, got, want map[string]bool) {
 
 // appSeg is one segment (TCP) or datagram (UDP) of a hand-built capture.
 type appSeg struct {
-	fromServer bool
-	payload    []byte
+	FromServer bool
+	Payload    []byte
 }
 
 // appWritePcap writes one conversation between cli and srv to a pcap file:
 // over TCP a handshake then segs, over UDP one datagram per seg.
 func appWritePcap(t testing.TB, udp bool, cli, srv netip.AddrPort, segs []appSeg) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "conv.pcap")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
+	ds := make([]dissecttest.Seg, len(segs))
+	for i, s := range segs {
+		ds[i] = dissecttest.Seg(s)
 	}
-	defer f.Close()
-	w := pcapgo.NewWriter(f)
-	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
-		t.Fatal(err)
-	}
-	seq := [2]uint32{1000, 9000}
-	ts := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	write := func(fromServer, syn, ack bool, payload []byte) {
-		d := 0
-		src, dst := cli, srv
-		if fromServer {
-			d, src, dst = 1, srv, cli
-		}
-		eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, byte(d)}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, byte(1 - d)}, EthernetType: layers.EthernetTypeIPv4}
-		ip := &layers.IPv4{Version: 4, TTL: 64, SrcIP: src.Addr().AsSlice(), DstIP: dst.Addr().AsSlice()}
-		var l4 gopacket.SerializableLayer
-		if udp {
-			ip.Protocol = layers.IPProtocolUDP
-			u := &layers.UDP{SrcPort: layers.UDPPort(src.Port()), DstPort: layers.UDPPort(dst.Port())}
-			if err := u.SetNetworkLayerForChecksum(ip); err != nil {
-				t.Fatal(err)
-			}
-			l4 = u
-		} else {
-			ip.Protocol = layers.IPProtocolTCP
-			tcp := &layers.TCP{SrcPort: layers.TCPPort(src.Port()), DstPort: layers.TCPPort(dst.Port()), Seq: seq[d], Ack: seq[1-d], Window: 8192,
-				SYN: syn, ACK: ack, PSH: len(payload) > 0}
-			if err := tcp.SetNetworkLayerForChecksum(ip); err != nil {
-				t.Fatal(err)
-			}
-			l4 = tcp
-		}
-		buf := gopacket.NewSerializeBuffer()
-		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, l4, gopacket.Payload(payload)); err != nil {
-			t.Fatal(err)
-		}
-		ts = ts.Add(time.Millisecond)
-		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(buf.Bytes()), Length: len(buf.Bytes())}, buf.Bytes()); err != nil {
-			t.Fatal(err)
-		}
-		seq[d] += uint32(len(payload))
-		if syn {
-			seq[d]++
-		}
-	}
-	if !udp {
-		write(false, true, false, nil)
-		write(true, true, true, nil)
-		write(false, false, true, nil)
-	}
-	for _, s := range segs {
-		write(s.fromServer, false, !udp, s.payload)
-	}
-	return path
+	return dissecttest.WriteConversation(t, udp, cli, srv, ds)
 }
 
 // appTCPPkt returns a packet of a TCP flow f in direction dir.

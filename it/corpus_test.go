@@ -16,6 +16,7 @@ import (
 	"github.com/passivesensor/sensor/capture"
 	"github.com/passivesensor/sensor/dissect"
 	"github.com/passivesensor/sensor/flow"
+	"github.com/passivesensor/sensor/internal/dissecttest"
 )
 
 // readCorpus reads every frame of a corpus capture into dissect.Packets
@@ -125,9 +126,7 @@ func decodeTestPacket(data []byte, ci gopacket.CaptureInfo, link layers.LinkType
 }
 
 // collect is a Sink keeping every observation.
-type collect []dissect.Observation
-
-func (c *collect) Observe(o dissect.Observation) { *c = append(*c, o) }
+type collect = dissecttest.Sink
 
 // run offers every packet to d as the registry would for a dissector that
 // wants the packet's EtherType or UDP port: Probe, then Handle.

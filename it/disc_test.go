@@ -4,8 +4,6 @@ package it
 // WS-Discovery, DHCPv6, Neighbor Discovery, LLTD).
 
 import (
-	"errors"
-	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -21,7 +19,7 @@ import (
 
 	"github.com/passivesensor/sensor/capture"
 	"github.com/passivesensor/sensor/dissect"
-	"github.com/passivesensor/sensor/flow"
+	"github.com/passivesensor/sensor/internal/dissecttest"
 	"github.com/passivesensor/sensor/internal/testcorpus"
 )
 
@@ -38,36 +36,8 @@ func discRun(t testing.TB, path string, ds ...dissect.Dissector) collect {
 // discEach decodes every frame of path and hands it, with its flow, to fn.
 func discEach(t testing.TB, path string, fn func(*dissect.Packet, *dissect.Registry), ds ...dissect.Dissector) {
 	t.Helper()
-	src, err := capture.OpenFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	var (
-		dec capture.Decoder
-		cp  capture.Packet
-	)
-	tab := flow.NewTable(flow.Config{})
 	reg := dissect.NewRegistry(ds...)
-	for {
-		fr, err := src.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			t.Logf("%s: read up to where the capture is cut: %v", path, err)
-			break
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		cp.Reset()
-		if dec.Decode(fr, &cp) != nil && !cp.HasIP() {
-			continue
-		}
-		f, dir := tab.Lookup(&cp)
-		fn(&dissect.Packet{Packet: &cp, Flow: f, Dir: dir}, reg)
-	}
+	dissecttest.Packets(t, path, func(p *dissect.Packet) { fn(p, reg) })
 }
 
 // discPackets returns copies of the decoded packets of path that keep

@@ -214,63 +214,25 @@ func adsDiscovery(b []byte) bool {
 	return svc >= 1 && svc <= 0x10
 }
 
-func (a *ADS) state(p *dissect.Packet) *adsFlow {
-	st, ok := p.Flow.State.(*adsFlow)
-	if !ok {
-		st = &adsFlow{}
-		p.Flow.State = st
-	}
-	return st
-}
-
 // Handle reads the AMS/TCP frames of a segment, or a discovery datagram.
 func (a *ADS) Handle(p *dissect.Packet, out dissect.Sink) {
 	if p.Flow == nil || len(p.Payload) == 0 {
 		return
 	}
-	st := a.state(p)
+	st := flowState[adsFlow](p.Flow)
 	if p.Flow.Proto == capture.ProtoUDP {
 		a.discovery(p, st, p.Payload, out)
 		return
 	}
-	s := &st.s[p.Dir&1]
-	s.Push(p.TCPSeq, p.Payload)
-	b := s.Bytes()
-	off := 0
-	for len(b)-off >= adsTCPHeaderLen+amsHeaderLen {
-		n, ok := adsTCPHeader(b[off:])
-		if !ok {
-			off = len(b)
-			break
-		}
-		if len(b)-off < n {
-			if n > dissect.DefaultStreamMax {
-				// Too big to buffer (a large read or write): the header
-				// is all that matters.
-				a.ams(p, st, b[off+adsTCPHeaderLen:], out)
-				off = len(b)
-			}
-			break
-		}
-		a.ams(p, st, b[off+adsTCPHeaderLen:off+n], out)
-		off += n
-	}
-	s.Consume(off)
+	tcpRecords(&st.s[p.Dir&1], p, adsTCPHeaderLen+amsHeaderLen, adsTCPHeader, func(b []byte) { a.ams(p, st, b[adsTCPHeaderLen:], out) })
 }
 
 // ams reads one AMS packet (header, then ADS data, possibly cut short).
 func (a *ADS) ams(p *dissect.Packet, st *adsFlow, b []byte, out dissect.Sink) {
 	cmd := binary.LittleEndian.Uint16(b[16:])
 	resp := binary.LittleEndian.Uint16(b[18:])&adsStateResponse != 0
-	srv, cli := p.DstIP, p.SrcIP
-	if resp {
-		srv, cli = cli, srv
-	}
-	if st.flags&adsEmRoles == 0 {
-		st.flags |= adsEmRoles
-		vndEmit(out, p, "ads", srv, dissect.AttrRole, RoleADSServer, netip.Addr{})
-		vndEmit(out, p, "ads", cli, dissect.AttrRole, RoleADSClient, netip.Addr{})
-	}
+	srv, cli := roles(out, p, "ads", resp, st.flags&adsEmRoles != 0, RoleADSServer, RoleADSClient)
+	st.flags |= adsEmRoles
 	d := p.Dir & 1
 	if flag := uint16(adsEmNetID0) << d; st.flags&flag == 0 {
 		st.flags |= flag

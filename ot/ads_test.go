@@ -171,6 +171,27 @@ func TestADSSpecBuilt(t *testing.T) {
 	}
 }
 
+// TestADSLargeWrite: a write too large to buffer (a download) is read by
+// its header, and the request that follows it in a segment of its own is
+// read too.
+func TestADSLargeWrite(t *testing.T) {
+	d := NewADS()
+	f := tcpFlow(adsCli, adsSrv)
+	var out collect
+	big := amsPacket(adsNetSrv, adsNetCli, 851, 32905, 3, false, 8, make([]byte, 3*dissect.DefaultStreamMax))
+	next := amsPacket(adsNetSrv, adsNetCli, 851, 32905, 5, false, 9, []byte{6, 0, 0, 0, 0, 0, 0, 0})
+	seq := uint32(0)
+	for _, b := range [][]byte{big[:1400], big[1400 : 2*dissect.DefaultStreamMax], big[2*dissect.DefaultStreamMax:], next} {
+		d.Handle(vndPkt(f, flow.FromClient, seq, b), &out)
+		seq += uint32(len(b))
+	}
+	got := vndFacts(out)
+	srv := adsSrv.Addr().String()
+	if w := []string{"ads:3 write", "ads:5 write-control"}; !slices.Equal(got[srv+" service"], w) {
+		t.Errorf("services %q, want %q", got[srv+" service"], w)
+	}
+}
+
 // TestADSDiscoverySpecBuilt reads a discovery reply built after the layout
 // public scanners read (no capture of one is public).
 func TestADSDiscoverySpecBuilt(t *testing.T) {

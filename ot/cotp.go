@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"slices"
 
+	"github.com/passivesensor/sensor/capture"
 	"github.com/passivesensor/sensor/dissect"
 )
 
@@ -153,7 +154,7 @@ func (c *cotpPending) forgive(p *dissect.Packet) {
 // p.Flow.State (a *cotpPending, when the state is free or already one: a
 // dissector claiming the flow must overwrite a State it does not know).
 func cotpProbeData(p *dissect.Packet) ([]byte, bool) {
-	if p.Flow == nil {
+	if p.Flow == nil || p.Flow.Proto != capture.ProtoTCP {
 		return nil, false
 	}
 	b := p.Payload
@@ -208,6 +209,52 @@ func cotpResume(pend *cotpPending, c *[2]cotpDir) {
 		if pend.hasHdr[d] {
 			c[d].push(pend.hdrSeq[d], pend.hdr[d][:])
 			c[d].off = 0
+		}
+	}
+}
+
+// cotpConn is the part of an ISO-on-TCP dissector's flow state that puts
+// both directions of the connection back in order. The state embeds it.
+type cotpConn struct{ dirs [2]cotpDir }
+
+func (c *cotpConn) cotp() *cotpConn { return c }
+
+// cotpHandle reads a claimed flow's TCP packet p for a dissector of
+// ISO-on-TCP whose flow state is a *T (embedding a cotpConn). It makes the
+// state when the flow has none yet, carrying on from a connection request
+// Probe remembered, puts p's bytes back in order in their direction, and
+// hands on each whole TPDU: the called TSAP of a connection request to tsap
+// (when not nil), the user data of a data TPDU (a whole TSDU) to data.
+func cotpHandle[T any, PT interface {
+	*T
+	cotp() *cotpConn
+}](p *dissect.Packet, out dissect.Sink, tsap, data func(p *dissect.Packet, st PT, b []byte, out dissect.Sink)) {
+	if p.Flow == nil || p.Flow.Proto != capture.ProtoTCP || len(p.Payload) == 0 {
+		return
+	}
+	st, ok := p.Flow.State.(PT)
+	if !ok {
+		st = new(T)
+		pend, _ := p.Flow.State.(*cotpPending)
+		p.Flow.State = st
+		if pend != nil && tsap != nil {
+			tsap(p, st, pend.called, out)
+		}
+		cotpResume(pend, &st.cotp().dirs)
+	}
+	c := &st.cotp().dirs[p.Dir&1]
+	c.push(p.TCPSeq, p.Payload)
+	for {
+		code, _, user, ok := c.next()
+		if !ok {
+			return
+		}
+		switch {
+		case code == cotpCR && tsap != nil:
+			_, called := cotpTSAP(user)
+			tsap(p, st, called, out)
+		case code == cotpDT:
+			data(p, st, user, out)
 		}
 	}
 }

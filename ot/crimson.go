@@ -83,33 +83,13 @@ func (c *Crimson) Handle(p *dissect.Packet, out dissect.Sink) {
 	if p.Flow == nil || p.Flow.Proto != capture.ProtoTCP || len(p.Payload) == 0 {
 		return
 	}
-	st, ok := p.Flow.State.(*crimsonFlow)
-	if !ok {
-		st = &crimsonFlow{}
-		p.Flow.State = st
-	}
+	st := flowState[crimsonFlow](p.Flow)
 	if !st.roles {
 		st.roles = true
 		vndEmit(out, p, "crimson", p.Server(), dissect.AttrRole, RoleCrimsonServer, netip.Addr{})
 		vndEmit(out, p, "crimson", p.Client(), dissect.AttrRole, RoleCrimsonClient, netip.Addr{})
 	}
-	s := &st.s[p.Dir&1]
-	s.Push(p.TCPSeq, p.Payload)
-	b := s.Bytes()
-	off := 0
-	for len(b)-off >= crimsonHeaderLen {
-		n, ok := crimsonFrame(b[off:])
-		if !ok {
-			off = len(b)
-			break
-		}
-		if len(b)-off < n {
-			break
-		}
-		c.frame(p, st, b[off:off+n], out)
-		off += n
-	}
-	s.Consume(off)
+	tcpRecords(&st.s[p.Dir&1], p, crimsonHeaderLen, crimsonFrame, func(b []byte) { c.frame(p, st, b, out) })
 }
 
 func (c *Crimson) frame(p *dissect.Packet, st *crimsonFlow, b []byte, out dissect.Sink) {

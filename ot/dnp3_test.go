@@ -2,19 +2,12 @@ package ot
 
 import (
 	"encoding/binary"
-	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/passivesensor/sensor/capture"
 	"github.com/passivesensor/sensor/dissect"
@@ -218,85 +211,46 @@ func TestDNP3DeviceAttributesTshark(t *testing.T) {
 	}
 }
 
-// dnp3Stream is a master/outstation conversation used by the segment tests.
-func dnp3Stream() (req, resp []byte) {
-	req = slices.Concat(
+// dnp3Stream is a master/outstation conversation used by the segment
+// tests: the master's requests and the outstation's response, each a
+// message (an application fragment in one or more link frames).
+func dnp3Stream() (req, resp [][]byte) {
+	req = [][]byte{
 		dnp3Frames(dnp3CtlMasterReq, 10, 1, 0, []byte{0xc0, 1, 0, 254, 0x06}),
 		dnp3Frames(dnp3CtlMasterReq, 10, 1, 1, []byte{0xc1, 5, 12, 1, 0x28, 1, 0, 0, 0, 0x03, 1, 0x64, 0, 0, 0, 0x64, 0, 0, 0, 0}),
 		dnp3Frames(dnp3CtlMasterReq, 10, 1, 2, []byte{0xc2, 13}),
-	)
-	resp = dnp3Frames(dnp3CtlOutResp, 1, 10, 0, dnp3AttrResponse(0, 250, strings.Repeat("M", 200), 252, strings.Repeat("V", 100)))
+	}
+	resp = [][]byte{dnp3Frames(dnp3CtlOutResp, 1, 10, 0, dnp3AttrResponse(0, 250, strings.Repeat("M", 200), 252, strings.Repeat("V", 100)))}
 	return req, resp
-}
-
-// dnp3Facts runs segments through Handle and returns attr=value facts.
-func dnp3Facts(d *DNP3, f *flow.Flow, segs []seg, seqs []uint32) map[string]bool {
-	var out collect
-	for i, s := range segs {
-		dir := flow.FromClient
-		if s.fromServer {
-			dir = flow.FromServer
-		}
-		d.Handle(pkt(f, dir, seqs[i], s.payload), &out)
-	}
-	got := map[string]bool{}
-	for _, o := range out {
-		got[o.Attr+"="+o.Value] = true
-	}
-	return got
 }
 
 // TestDNP3Segments: frames split across segments, several frames per
 // segment, retransmitted segments and a stream joined mid-way are read.
 func TestDNP3Segments(t *testing.T) {
 	req, resp := dnp3Stream()
-	wantAll := []string{"service=dnp3:read", "service=dnp3:direct-operate", "dnp3.control=dnp3:direct-operate",
-		"service=dnp3:cold-restart", "dnp3.restart=dnp3:cold-restart", "model=" + strings.Repeat("M", 128),
-		"vendor=" + strings.Repeat("V", 100), "role=dnp3-master", "role=dnp3-outstation", "dnp3.address=1", "dnp3.address=10"}
-	check := func(name string, got map[string]bool, want []string) {
-		t.Helper()
-		for _, w := range want {
-			if !got[w] {
-				t.Errorf("%s: missing %s in %v", name, w, got)
-			}
-		}
-	}
-	// Whole, one segment per direction (several frames per segment).
-	check("whole", dnp3Facts(NewDNP3(), tcpFlow(dnp3Master, dnp3Outst), []seg{{false, req}, {true, resp}}, []uint32{0, 0}), wantAll)
-	// Split every 7 bytes, with each segment sent twice (retransmission).
-	var segs []seg
-	var seqs []uint32
-	for _, d := range []struct {
-		b  []byte
-		fs bool
-	}{{req, false}, {resp, true}} {
-		for i := 0; i < len(d.b); i += 7 {
-			e := min(i+7, len(d.b))
-			segs = append(segs, seg{d.fs, d.b[i:e]}, seg{d.fs, d.b[i:e]})
-			seqs = append(seqs, uint32(i), uint32(i))
-		}
-	}
-	check("split+retransmitted", dnp3Facts(NewDNP3(), tcpFlow(dnp3Master, dnp3Outst), segs, seqs), wantAll)
-	// Joined mid-way: the first bytes are the tail of a frame.
-	mid := []seg{{false, req[5:]}, {true, resp}}
-	got := dnp3Facts(NewDNP3(), tcpFlow(dnp3Master, dnp3Outst), mid, []uint32{5, 0})
-	check("mid-way", got, []string{"service=dnp3:direct-operate", "service=dnp3:cold-restart", "vendor=" + strings.Repeat("V", 100)})
-	if got["service=dnp3:read"] {
-		t.Error("mid-way: read the request whose start was not captured")
-	}
+	streamCase{
+		newD: func() dissect.Dissector { return NewDNP3() }, cli: dnp3Master, srv: dnp3Outst, cliMsgs: req, srvMsgs: resp,
+		must: []string{"service=dnp3:read", "service=dnp3:direct-operate", "dnp3.control=dnp3:direct-operate",
+			"service=dnp3:cold-restart", "dnp3.restart=dnp3:cold-restart", "model=" + strings.Repeat("M", 128),
+			"vendor=" + strings.Repeat("V", 100), "role=dnp3-master", "role=dnp3-outstation", "dnp3.address=1", "dnp3.address=10"},
+		// Joined mid-way: the first bytes are the tail of a frame.
+		cliFrom: 5, resync: true,
+		midway:    []string{"service=dnp3:direct-operate", "service=dnp3:cold-restart", "vendor=" + strings.Repeat("V", 100)},
+		notMidway: []string{"service=dnp3:read"},
+	}.check(t)
 	// A large segment (offloaded capture) holding many frames: the first
 	// is read too.
 	big := dnp3Frames(dnp3CtlMasterReq, 10, 1, 0, []byte{0xc0, 13})
 	for i := range 120 {
 		big = append(big, dnp3Frames(dnp3CtlMasterReq, 10, 1, byte(i+1), []byte{0xc0 | byte(i+1)&0x0f, 1, 60, 1, 0x06})...)
 	}
-	if got := dnp3Facts(NewDNP3(), tcpFlow(dnp3Master, dnp3Outst), []seg{{false, big}}, []uint32{0}); !got["service=dnp3:cold-restart"] || !got["service=dnp3:read"] {
+	if got := handleSegs(NewDNP3(), tcpFlow(dnp3Master, dnp3Outst), []seg{{false, big}}, []uint32{0}); !got["service=dnp3:cold-restart"] || !got["service=dnp3:read"] {
 		t.Errorf("%d-byte segment: %v", len(big), got)
 	}
 	// A lost segment of the response's second transport segment: the
 	// fragment is dropped, not misread.
-	r2 := slices.Clone(resp)
-	lost := dnp3Facts(NewDNP3(), tcpFlow(dnp3Master, dnp3Outst), []seg{{true, r2[:292]}, {true, r2[300:]}}, []uint32{0, 300})
+	r2 := slices.Clone(resp[0])
+	lost := handleSegs(NewDNP3(), tcpFlow(dnp3Master, dnp3Outst), []seg{{true, r2[:292]}, {true, r2[300:]}}, []uint32{0, 300})
 	if lost["vendor="+strings.Repeat("V", 100)] {
 		t.Error("lost segment: read attributes from a broken fragment")
 	}
@@ -305,7 +259,7 @@ func TestDNP3Segments(t *testing.T) {
 // TestDNP3UDP reads frames carried in UDP datagrams, through the pipeline.
 func TestDNP3UDP(t *testing.T) {
 	req, resp := dnp3Stream()
-	path := dnp3WriteUDP(t, netip.MustParseAddrPort("10.2.0.1:20000"), netip.MustParseAddrPort("10.2.0.2:20000"), [][]byte{req, resp})
+	path := dnp3WriteUDP(t, netip.MustParseAddrPort("10.2.0.1:20000"), netip.MustParseAddrPort("10.2.0.2:20000"), [][]byte{slices.Concat(req...), slices.Concat(resp...)})
 	got := map[string]bool{}
 	for _, o := range runFile(t, path, NewDNP3()) {
 		got[o.IP.String()+" "+o.Attr+"="+o.Value] = true
@@ -320,38 +274,11 @@ func TestDNP3UDP(t *testing.T) {
 // dnp3WriteUDP writes datagrams alternately from a and b.
 func dnp3WriteUDP(t *testing.T, a, b netip.AddrPort, dgs [][]byte) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "udp.pcap")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w := pcapgo.NewWriter(f)
-	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
-		t.Fatal(err)
-	}
-	ts := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	segs := make([]seg, len(dgs))
 	for i, d := range dgs {
-		src, dst := a, b
-		if i%2 == 1 {
-			src, dst = b, a
-		}
-		eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, byte(i % 2)}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, byte(1 - i%2)}, EthernetType: layers.EthernetTypeIPv4}
-		ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: src.Addr().AsSlice(), DstIP: dst.Addr().AsSlice()}
-		udp := &layers.UDP{SrcPort: layers.UDPPort(src.Port()), DstPort: layers.UDPPort(dst.Port())}
-		if err := udp.SetNetworkLayerForChecksum(ip); err != nil {
-			t.Fatal(err)
-		}
-		buf := gopacket.NewSerializeBuffer()
-		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, udp, gopacket.Payload(d)); err != nil {
-			t.Fatal(err)
-		}
-		ts = ts.Add(time.Millisecond)
-		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(buf.Bytes()), Length: len(buf.Bytes())}, buf.Bytes()); err != nil {
-			t.Fatal(err)
-		}
+		segs[i] = seg{FromServer: i%2 == 1, Payload: d}
 	}
-	return path
+	return conversation(t, true, a, b, segs)
 }
 
 // TestDNP3NotOnPort: other traffic on 20000 is not claimed.
@@ -369,29 +296,21 @@ func TestDNP3NotOnPort(t *testing.T) {
 	}
 }
 
-// TestDNP3Allocs: steady state allocates nothing per packet.
-func TestDNP3Allocs(t *testing.T) {
-	d := NewDNP3()
+// dnp3Poll is the steady state of a claimed flow: a read request and its
+// response, again and again.
+func dnp3Poll() func() {
 	f := tcpFlow(dnp3Master, dnp3Outst)
-	sink := dissect.SinkFunc(func(dissect.Observation) {})
 	req := dnp3Frames(dnp3CtlMasterReq, 10, 1, 0, []byte{0xc0, 1, 60, 2, 0x06})
 	resp := dnp3Frames(dnp3CtlOutResp, 1, 10, 0, []byte{0xc0, 129, 0, 0, 30, 1, 0, 0, 0, 1, 0, 0})
-	pc, ps := pkt(f, flow.FromClient, 0, req), pkt(f, flow.FromServer, 0, resp)
-	step := func() {
-		d.Handle(pc, sink)
-		pc.TCPSeq += uint32(len(req))
-		d.Handle(ps, sink)
-		ps.TCPSeq += uint32(len(resp))
-	}
-	step()
-	if n := testing.AllocsPerRun(1000, step); n != 0 {
-		t.Errorf("Handle: %v allocations per 2 packets, want 0", n)
-	}
+	return exchange(NewDNP3(), pkt(f, flow.FromClient, 0, req), pkt(f, flow.FromServer, 0, resp))
 }
+
+// TestDNP3Allocs: steady state allocates nothing per packet.
+func TestDNP3Allocs(t *testing.T) { noAllocs(t, dnp3Poll()) }
 
 func dnp3Seeds() [][]byte {
 	req, resp := dnp3Stream()
-	return [][]byte{req, resp, dnp3Frame(0xc9, 10, 1, nil), dnp3Frames(dnp3CtlOutResp, 1, 10, 0, dnp3AttrResponse(0, 242, "1.0"))}
+	return [][]byte{slices.Concat(req...), slices.Concat(resp...), dnp3Frame(0xc9, 10, 1, nil), dnp3Frames(dnp3CtlOutResp, 1, 10, 0, dnp3AttrResponse(0, 242, "1.0"))}
 }
 
 // FuzzDNP3 feeds arbitrary segments to Probe and Handle over TCP and UDP.
@@ -400,39 +319,13 @@ func FuzzDNP3(f *testing.F) {
 		f.Add(s, uint8(0), uint8(40))
 	}
 	f.Fuzz(func(t *testing.T, b []byte, mode, cut uint8) {
-		d := NewDNP3()
 		fl := tcpFlow(dnp3Master, dnp3Outst)
 		if mode&2 != 0 {
 			fl.Proto = capture.ProtoUDP
 		}
-		sink := dissect.SinkFunc(func(o dissect.Observation) {
-			if len(o.Value) > 4*maxText+64 {
-				t.Fatalf("unbounded value %q", o.Value)
-			}
-		})
-		c := min(int(cut), len(b))
-		for _, dir := range []flow.Dir{flow.Dir(mode & 1), flow.Dir(mode&1) ^ 1} {
-			p := pkt(fl, dir, 0, b[:c])
-			d.Probe(p)
-			d.Handle(p, sink)
-			d.Handle(pkt(fl, dir, uint32(c), b[c:]), sink)
-		}
+		fuzzSegments(t, NewDNP3(), fl, b, flow.Dir(mode&1), int(cut), valuesWithin(t, 4*maxText+64))
 	})
 }
 
 // BenchmarkDNP3Handle measures a claimed flow's request and response.
-func BenchmarkDNP3Handle(b *testing.B) {
-	d := NewDNP3()
-	f := tcpFlow(dnp3Master, dnp3Outst)
-	sink := dissect.SinkFunc(func(dissect.Observation) {})
-	req := dnp3Frames(dnp3CtlMasterReq, 10, 1, 0, []byte{0xc0, 1, 60, 2, 0x06})
-	resp := dnp3Frames(dnp3CtlOutResp, 1, 10, 0, []byte{0xc0, 129, 0, 0, 30, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
-	pc, ps := pkt(f, flow.FromClient, 0, req), pkt(f, flow.FromServer, 0, resp)
-	b.ReportAllocs()
-	for b.Loop() {
-		d.Handle(pc, sink)
-		pc.TCPSeq += uint32(len(req))
-		d.Handle(ps, sink)
-		ps.TCPSeq += uint32(len(resp))
-	}
-}
+func BenchmarkDNP3Handle(b *testing.B) { benchSteps(b, dnp3Poll()) }

@@ -523,13 +523,7 @@ func (e *ENIP) Handle(p *dissect.Packet, out dissect.Sink) {
 		dir ^= 1
 	}
 	s := &st.s[dir]
-	segStart := len(s.Bytes())
-	if s.Push(p.TCPSeq, p.Payload) {
-		segStart = 0
-	}
-	b := s.Bytes()
-	segStart = min(segStart, len(b))
-	off := 0
+	b, segStart, off := pushSegment(s, p, nil)
 	for len(b)-off >= encHeaderLen {
 		n, _, ok := enipHeader(b[off:])
 		if !ok {

@@ -259,95 +259,13 @@ func enipStream() (cli, srv [][]byte) {
 // exchange.
 func TestENIPSegments(t *testing.T) {
 	cli, srv := enipStream()
-	segmentationCheck(t, func() dissect.Dissector { return NewENIP() },
-		netip.MustParseAddrPort("10.1.1.10:50000"), netip.MustParseAddrPort("10.1.1.20:44818"), cli, srv,
-		"10.1.1.20 "+dissect.AttrModel+"=1756-L73/B LOGIX5573", "10.1.1.20 "+dissect.AttrFirmware+"=20.11",
-		"10.1.1.20 "+dissect.AttrSerial+"=0x00c0ffee", "10.1.1.20 "+dissect.AttrClass+"=plc",
-		"10.1.1.20 "+AttrCIPWrite+"=cip:set-attribute-single tcp-ip-interface")
-}
-
-// segmentationCheck feeds a request/response exchange to fresh dissectors
-// in several ways and checks each gives the observations of the plain
-// exchange (one message per segment), which must include must.
-func segmentationCheck(t *testing.T, newD func() dissect.Dissector, cliAP, srvAP netip.AddrPort, cli, srv [][]byte, must ...string) {
-	t.Helper()
-	type segment struct {
-		dir flow.Dir
-		off int
-		b   []byte
-	}
-	var cs, ss []byte
-	var plain []segment
-	for i := range max(len(cli), len(srv)) {
-		if i < len(cli) {
-			plain = append(plain, segment{flow.FromClient, len(cs), cli[i]})
-			cs = append(cs, cli[i]...)
-		}
-		if i < len(srv) {
-			plain = append(plain, segment{flow.FromServer, len(ss), srv[i]})
-			ss = append(ss, srv[i]...)
-		}
-	}
-	run := func(segs []segment) map[string]bool {
-		d := newD()
-		f := tcpFlow(cliAP, srvAP)
-		var out collect
-		for _, s := range segs {
-			p := pkt(f, s.dir, uint32(1000+s.off), s.b)
-			if f.State == nil {
-				d.Probe(p)
-			}
-			d.Handle(p, &out)
-		}
-		m := obsSet(out)
-		return m
-	}
-	want := run(plain)
-	for _, m := range must {
-		if !want[m] {
-			t.Errorf("plain exchange: %q not observed; have %v", m, keys(want))
-		}
-	}
-	// Cut every message into pieces of n bytes, alternating directions
-	// per message as the plain exchange does.
-	for _, n := range []int{1, 3, 7, 20} {
-		var segs []segment
-		for _, s := range plain {
-			for o := 0; o < len(s.b); o += n {
-				segs = append(segs, segment{s.dir, s.off + o, s.b[o:min(o+n, len(s.b))]})
-			}
-		}
-		if got := run(segs); !mapsEqual(got, want) {
-			t.Errorf("split in %d-byte segments: got %v, want %v", n, keys(got), keys(want))
-		}
-	}
-	// Retransmissions: every segment sent twice.
-	var re []segment
-	for _, s := range plain {
-		re = append(re, s, s)
-	}
-	if got := run(re); !mapsEqual(got, want) {
-		t.Errorf("retransmitted: got %v, want %v", keys(got), keys(want))
-	}
-	// Several messages per segment: the whole client side, then the whole
-	// server side (requests all pending before their replies).
-	if got := run([]segment{{flow.FromClient, 0, cs}, {flow.FromServer, 0, ss}}); !mapsEqual(got, want) {
-		t.Errorf("one segment per direction: got %v, want %v", keys(got), keys(want))
-	}
-	// Mid-way: the capture starts with the tail of a message; the first
-	// whole message after it is read. Everything the later messages say
-	// must still be seen.
-	if len(plain) > 2 {
-		tail := plain[0].b[len(plain[0].b)/2:]
-		segs := []segment{{plain[0].dir, plain[0].off + len(plain[0].b)/2, tail}}
-		segs = append(segs, plain[1:]...)
-		got := run(segs)
-		for _, m := range must {
-			if !got[m] {
-				t.Errorf("mid-way start: %q not observed; have %v", m, keys(got))
-			}
-		}
-	}
+	streamCase{
+		newD: func() dissect.Dissector { return NewENIP() }, probe: true, cliMsgs: cli, srvMsgs: srv,
+		cli: netip.MustParseAddrPort("10.1.1.10:50000"), srv: netip.MustParseAddrPort("10.1.1.20:44818"),
+		must: []string{"10.1.1.20 " + dissect.AttrModel + "=1756-L73/B LOGIX5573", "10.1.1.20 " + dissect.AttrFirmware + "=20.11",
+			"10.1.1.20 " + dissect.AttrSerial + "=0x00c0ffee", "10.1.1.20 " + dissect.AttrClass + "=plc",
+			"10.1.1.20 " + AttrCIPWrite + "=cip:set-attribute-single tcp-ip-interface"},
+	}.check(t)
 }
 
 // TestENIPNotENIP: other traffic on 44818 is not claimed.
@@ -552,8 +470,10 @@ func TestENIPIdentityReads(t *testing.T) {
 	reg := enipEncap(encRegisterSession, 0, 1, []byte{1, 0, 0, 0})
 	cli := [][]byte{reg, enipRR(10, single), enipRR(11, msp)}
 	srv := [][]byte{reg, enipRR(10, singleReply), enipRR(11, mspReply)}
-	segmentationCheck(t, func() dissect.Dissector { return NewENIP() },
-		netip.MustParseAddrPort("10.1.1.10:50000"), netip.MustParseAddrPort("10.1.1.20:44818"), cli, srv,
-		"10.1.1.20 model=1769-L33ER/", "10.1.1.20 vendor="+CIPVendor(1), "10.1.1.20 serial=0x12345678",
-		"10.1.1.20 service=cip:read-tag symbolic", "10.1.1.20 service=cip:get-attribute-list identity")
+	streamCase{
+		newD: func() dissect.Dissector { return NewENIP() }, probe: true, cliMsgs: cli, srvMsgs: srv,
+		cli: netip.MustParseAddrPort("10.1.1.10:50000"), srv: netip.MustParseAddrPort("10.1.1.20:44818"),
+		must: []string{"10.1.1.20 model=1769-L33ER/", "10.1.1.20 vendor=" + CIPVendor(1), "10.1.1.20 serial=0x12345678",
+			"10.1.1.20 service=cip:read-tag symbolic", "10.1.1.20 service=cip:get-attribute-list identity"},
+	}.check(t)
 }

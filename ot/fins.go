@@ -215,42 +215,17 @@ func (f *FINS) Probe(p *dissect.Packet) bool {
 	return false
 }
 
-func (f *FINS) state(p *dissect.Packet) *finsFlow {
-	st, ok := p.Flow.State.(*finsFlow)
-	if !ok {
-		st = &finsFlow{}
-		p.Flow.State = st
-	}
-	return st
-}
-
 // Handle reads a FINS datagram or the FINS/TCP frames of a segment.
 func (f *FINS) Handle(p *dissect.Packet, out dissect.Sink) {
 	if p.Flow == nil || len(p.Payload) == 0 {
 		return
 	}
-	st := f.state(p)
+	st := flowState[finsFlow](p.Flow)
 	if p.Flow.Proto == capture.ProtoUDP {
 		f.frame(p, st, p.Payload, out)
 		return
 	}
-	s := &st.s[p.Dir&1]
-	s.Push(p.TCPSeq, p.Payload)
-	b := s.Bytes()
-	off := 0
-	for len(b)-off >= finsTCPHeaderLen {
-		n, ok := finsTCPHeader(b[off:])
-		if !ok {
-			off = len(b) // lost the boundaries; the next segment starts a frame
-			break
-		}
-		if len(b)-off < n {
-			break
-		}
-		f.tcpFrame(p, st, b[off:off+n], out)
-		off += n
-	}
-	s.Consume(off)
+	tcpRecords(&st.s[p.Dir&1], p, finsTCPHeaderLen, finsTCPHeader, func(b []byte) { f.tcpFrame(p, st, b, out) })
 }
 
 // tcpFrame reads one FINS/TCP frame.
@@ -289,15 +264,8 @@ func (f *FINS) frame(p *dissect.Packet, st *finsFlow, b []byte, out dissect.Sink
 	code := binary.BigEndian.Uint16(b[10:])
 	// The sender is the client of a command and the server of a response,
 	// whichever side opened the flow (FINS/UDP nodes often both use 9600).
-	srv, cli := p.DstIP, p.SrcIP
-	if resp {
-		srv, cli = cli, srv
-	}
-	if st.flags&finsEmRoles == 0 {
-		st.flags |= finsEmRoles
-		vndEmit(out, p, "fins", srv, dissect.AttrRole, RoleFINSServer, netip.Addr{})
-		vndEmit(out, p, "fins", cli, dissect.AttrRole, RoleFINSClient, netip.Addr{})
-	}
+	srv, cli := roles(out, p, "fins", resp, st.flags&finsEmRoles != 0, RoleFINSServer, RoleFINSClient)
+	st.flags |= finsEmRoles
 	// The source address (SNA, SA1, SA2) is the sender's own.
 	node := uint32(b[6])<<16 | uint32(b[7])<<8 | uint32(b[8])
 	if d := p.Dir & 1; st.nodes[d] != node+1 && b[7] != 0 {

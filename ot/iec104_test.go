@@ -119,73 +119,53 @@ var (
 	iec104RTU    = netip.MustParseAddrPort("10.4.0.2:2404")
 )
 
+// iec104Messages is a STARTDT, interrogation, a command and a clock
+// synchronisation, and the answers and measurements, APDU by APDU.
+func iec104Messages() (cli, srv [][]byte) {
+	cli = [][]byte{iec104U(iec104UStartAct), iec104I(0, 0, 100, 6, 7, 20), iec104I(1, 3, 45, 6, 7, 1), iec104I(2, 3, 103, 6, 65535, 0, 0, 0, 0, 0, 0, 0)}
+	srv = [][]byte{iec104U(iec104UStartCon), iec104I(0, 1, 100, 7, 7, 20), iec104I(1, 1, 13, 20, 7, 0, 0, 0x80, 0x3f, 0), iec104I(2, 1, 13, 3, 8, 0, 0, 0x80, 0x3f, 0)}
+	return cli, srv
+}
+
+// iec104Conversation is iec104Messages as the two streams.
 func iec104Conversation() (cli, srv []byte) {
-	cli = slices.Concat(iec104U(iec104UStartAct), iec104I(0, 0, 100, 6, 7, 20), iec104I(1, 3, 45, 6, 7, 1), iec104I(2, 3, 103, 6, 65535, 0, 0, 0, 0, 0, 0, 0))
-	srv = slices.Concat(iec104U(iec104UStartCon), iec104I(0, 1, 100, 7, 7, 20), iec104I(1, 1, 13, 20, 7, 0, 0, 0x80, 0x3f, 0), iec104I(2, 1, 13, 3, 8, 0, 0, 0x80, 0x3f, 0))
-	return
+	c, s := iec104Messages()
+	return slices.Concat(c...), slices.Concat(s...)
 }
 
 // TestIEC104Segments: APDUs split across segments, several per segment,
 // retransmissions, and a stream joined mid-way (hand-built from IEC
 // 60870-5-104 §5).
 func TestIEC104Segments(t *testing.T) {
-	cli, srv := iec104Conversation()
-	want := []string{"role=iec104-controlled", "role=iec104-controlling", "service=iec104:100 C_IC_NA_1", "iec104.interrogation=iec104:100 C_IC_NA_1",
-		"service=iec104:45 C_SC_NA_1", "iec104.control=iec104:45 C_SC_NA_1", "iec104.clock_sync=iec104:103 C_CS_NA_1",
-		"service=iec104:13 M_ME_NC_1", "iec104.common_addresses=7,8,65535", "iec104.startdt=iec104:startdt"}
-	run := func(segs []seg, seqs []uint32) map[string]bool {
-		d := NewIEC104()
-		f := tcpFlow(iec104Master, iec104RTU)
-		var out collect
-		for i, s := range segs {
-			dir := flow.FromClient
-			if s.fromServer {
-				dir = flow.FromServer
-			}
-			d.Handle(pkt(f, dir, seqs[i], s.payload), &out)
-		}
-		got := map[string]bool{}
-		for _, o := range out {
-			got[o.Attr+"="+o.Value] = true
-			if o.Attr == dissect.AttrRole && (o.Value == RoleIEC104Controlled) != (o.IP == iec104RTU.Addr()) {
-				t.Errorf("role %s about %v", o.Value, o.IP)
-			}
-		}
-		return got
-	}
-	check := func(name string, got map[string]bool, want []string) {
-		t.Helper()
-		for _, w := range want {
-			if !got[w] {
-				t.Errorf("%s: missing %s in %v", name, w, keys(got))
-			}
+	cli, srv := iec104Messages()
+	rtu, master := iec104RTU.Addr().String()+" ", iec104Master.Addr().String()+" "
+	streamCase{
+		newD: func() dissect.Dissector { return NewIEC104() }, cli: iec104Master, srv: iec104RTU, cliMsgs: cli, srvMsgs: srv,
+		must: []string{rtu + "role=iec104-controlled", master + "role=iec104-controlling", "service=iec104:100 C_IC_NA_1", "iec104.interrogation=iec104:100 C_IC_NA_1",
+			"service=iec104:45 C_SC_NA_1", "iec104.control=iec104:45 C_SC_NA_1", "iec104.clock_sync=iec104:103 C_CS_NA_1",
+			"service=iec104:13 M_ME_NC_1", "iec104.common_addresses=7,8,65535", "iec104.startdt=iec104:startdt"},
+		cliFrom: 8, srvFrom: 9, resync: true,
+		midway:    []string{"service=iec104:45 C_SC_NA_1", "service=iec104:13 M_ME_NC_1", rtu + "role=iec104-controlled"},
+		notMidway: []string{"iec104.startdt=iec104:startdt"},
+	}.check(t)
+	// The roles are about the right stations in every case above; a
+	// role about any other address fails here.
+	for _, wrong := range []string{master + "role=iec104-controlled", rtu + "role=iec104-controlling"} {
+		if got := handleSegs(NewIEC104(), tcpFlow(iec104Master, iec104RTU), []seg{{false, slices.Concat(cli...)}, {true, slices.Concat(srv...)}}, []uint32{0, 0}); got[wrong] {
+			t.Errorf("observed %s", wrong)
 		}
 	}
-	check("whole", run([]seg{{false, cli}, {true, srv}}, []uint32{0, 0}), want)
-	var segs []seg
-	var seqs []uint32
-	for i := 0; i < max(len(cli), len(srv)); i += 3 {
-		if i < len(cli) {
-			segs = append(segs, seg{false, cli[i:min(i+3, len(cli))]}, seg{false, cli[i:min(i+3, len(cli))]})
-			seqs = append(seqs, uint32(i), uint32(i))
-		}
-		if i < len(srv) {
-			segs = append(segs, seg{true, srv[i:min(i+3, len(srv))]})
-			seqs = append(seqs, uint32(i))
-		}
-	}
-	check("split+retransmitted", run(segs, seqs), want)
 	// A large segment (offloaded capture) holding many APDUs.
 	var big []byte
 	big = append(big, iec104I(0, 1, 1, 3, 9, 0x01)...)
 	for i := range 200 {
 		big = append(big, iec104I(uint16(i+1), 1, 13, 3, 8, 0, 0, 0x80, 0x3f, 0)...)
 	}
-	check("large segment", run([]seg{{true, big}}, []uint32{0}), []string{"service=iec104:1 M_SP_NA_1", "iec104.common_addresses=8,9"})
-	got := run([]seg{{false, cli[8:]}, {true, srv[9:]}}, []uint32{8, 9})
-	check("mid-way", got, []string{"service=iec104:45 C_SC_NA_1", "service=iec104:13 M_ME_NC_1", "role=iec104-controlled"})
-	if got["iec104.startdt=iec104:startdt"] {
-		t.Error("mid-way: read a STARTDT that was not captured whole")
+	got := handleSegs(NewIEC104(), tcpFlow(iec104Master, iec104RTU), []seg{{true, big}}, []uint32{0})
+	for _, w := range []string{"service=iec104:1 M_SP_NA_1", "iec104.common_addresses=8,9"} {
+		if !got[w] {
+			t.Errorf("large segment: missing %s in %v", w, keys(got))
+		}
 	}
 }
 
@@ -234,25 +214,17 @@ func TestIEC104Probe(t *testing.T) {
 	}
 }
 
-// TestIEC104Allocs: steady state allocates nothing per packet.
-func TestIEC104Allocs(t *testing.T) {
-	d := NewIEC104()
+// iec104Spontaneous is the steady state of a claimed flow: a measurement
+// and its S-frame acknowledgement, again and again.
+func iec104Spontaneous() func() {
 	f := tcpFlow(iec104Master, iec104RTU)
-	sink := dissect.SinkFunc(func(dissect.Observation) {})
 	a := iec104I(1, 1, 13, 3, 8, 0, 0, 0x80, 0x3f, 0)
 	s := []byte{iec104Start, 4, 1, 0, 2, 0}
-	ps, pc := pkt(f, flow.FromServer, 0, a), pkt(f, flow.FromClient, 0, s)
-	step := func() {
-		d.Handle(ps, sink)
-		ps.TCPSeq += uint32(len(a))
-		d.Handle(pc, sink)
-		pc.TCPSeq += uint32(len(s))
-	}
-	step()
-	if n := testing.AllocsPerRun(1000, step); n != 0 {
-		t.Errorf("Handle: %v allocations per 2 packets, want 0", n)
-	}
+	return exchange(NewIEC104(), pkt(f, flow.FromServer, 0, a), pkt(f, flow.FromClient, 0, s))
 }
+
+// TestIEC104Allocs: steady state allocates nothing per packet.
+func TestIEC104Allocs(t *testing.T) { noAllocs(t, iec104Spontaneous()) }
 
 // FuzzIEC104 feeds arbitrary segments to Probe and Handle.
 func FuzzIEC104(f *testing.F) {
@@ -260,36 +232,9 @@ func FuzzIEC104(f *testing.F) {
 	f.Add(cli, uint8(0), uint8(7))
 	f.Add(srv, uint8(1), uint8(20))
 	f.Fuzz(func(t *testing.T, b []byte, mode, cut uint8) {
-		d := NewIEC104()
-		fl := tcpFlow(iec104Master, iec104RTU)
-		sink := dissect.SinkFunc(func(o dissect.Observation) {
-			if len(o.Value) > 64*6 {
-				t.Fatalf("unbounded value %q", o.Value)
-			}
-		})
-		c := min(int(cut), len(b))
-		for _, dir := range []flow.Dir{flow.Dir(mode & 1), flow.Dir(mode&1) ^ 1} {
-			p := pkt(fl, dir, 0, b[:c])
-			d.Probe(p)
-			d.Handle(p, sink)
-			d.Handle(pkt(fl, dir, uint32(c), b[c:]), sink)
-		}
+		fuzzSegments(t, NewIEC104(), tcpFlow(iec104Master, iec104RTU), b, flow.Dir(mode&1), int(cut), valuesWithin(t, 64*6))
 	})
 }
 
 // BenchmarkIEC104Handle measures a spontaneous measurement and an S-frame.
-func BenchmarkIEC104Handle(b *testing.B) {
-	d := NewIEC104()
-	f := tcpFlow(iec104Master, iec104RTU)
-	sink := dissect.SinkFunc(func(dissect.Observation) {})
-	a := iec104I(1, 1, 13, 3, 8, 0, 0, 0x80, 0x3f, 0)
-	s := []byte{iec104Start, 4, 1, 0, 2, 0}
-	ps, pc := pkt(f, flow.FromServer, 0, a), pkt(f, flow.FromClient, 0, s)
-	b.ReportAllocs()
-	for b.Loop() {
-		d.Handle(ps, sink)
-		ps.TCPSeq += uint32(len(a))
-		d.Handle(pc, sink)
-		pc.TCPSeq += uint32(len(s))
-	}
-}
+func BenchmarkIEC104Handle(b *testing.B) { benchSteps(b, iec104Spontaneous()) }

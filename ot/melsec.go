@@ -266,62 +266,37 @@ func (s *SLMP) Probe(p *dissect.Packet) bool {
 	return ok && st.serial == serial && st.dir != p.Dir
 }
 
-func (s *SLMP) state(p *dissect.Packet) *slmpFlow {
-	st, ok := p.Flow.State.(*slmpFlow)
-	if !ok {
-		st = &slmpFlow{}
-		p.Flow.State = st
-	}
-	return st
-}
-
 // Handle reads the SLMP frames of a segment or datagram.
 func (s *SLMP) Handle(p *dissect.Packet, out dissect.Sink) {
 	if p.Flow == nil || len(p.Payload) == 0 {
 		return
 	}
-	st := s.state(p)
+	st := flowState[slmpFlow](p.Flow)
 	if p.Flow.Proto == capture.ProtoUDP {
 		if _, _, n, _, ok := slmpFrame(p.Payload); ok && n <= len(p.Payload) {
 			s.frame(p, st, p.Payload[:n], out)
 		}
 		return
 	}
-	str := &st.s[p.Dir&1]
-	str.Push(p.TCPSeq, p.Payload)
-	b := str.Bytes()
-	off := 0
-	for len(b)-off >= 2 {
-		_, _, n, _, ok := slmpFrame(b[off:])
-		if !ok {
-			if len(b)-off < 15 && (b[off] == 0x50 || b[off] == 0xd0 || b[off] == 0x54 || b[off] == 0xd4) {
-				break // a header cut short
-			}
-			off = len(b)
-			break
-		}
-		if len(b)-off < n {
-			break
-		}
-		s.frame(p, st, b[off:off+n], out)
-		off += n
+	tcpRecords(&st.s[p.Dir&1], p, 2, slmpLength, func(b []byte) { s.frame(p, st, b, out) })
+}
+
+// slmpLength returns the length of the frame b starts, asking for more
+// bytes when b holds a frame header cut short.
+func slmpLength(b []byte) (int, bool) {
+	_, _, n, _, ok := slmpFrame(b)
+	if !ok && len(b) < 15 && (b[0] == 0x50 || b[0] == 0xd0 || b[0] == 0x54 || b[0] == 0xd4) {
+		return 15, true
 	}
-	str.Consume(off)
+	return n, ok
 }
 
 // frame reads one whole SLMP frame. The client sends requests; which side
 // opened the flow does not matter (UDP).
 func (s *SLMP) frame(p *dissect.Packet, st *slmpFlow, b []byte, out dissect.Sink) {
 	resp, off, _, serial, _ := slmpFrame(b)
-	srv, cli := p.DstIP, p.SrcIP
-	if resp {
-		srv, cli = cli, srv
-	}
-	if st.flags&slmpEmRoles == 0 {
-		st.flags |= slmpEmRoles
-		vndEmit(out, p, "slmp", srv, dissect.AttrRole, RoleSLMPServer, netip.Addr{})
-		vndEmit(out, p, "slmp", cli, dissect.AttrRole, RoleSLMPClient, netip.Addr{})
-	}
+	srv, cli := roles(out, p, "slmp", resp, st.flags&slmpEmRoles != 0, RoleSLMPServer, RoleSLMPClient)
+	st.flags |= slmpEmRoles
 	h := b[off:]
 	if !resp {
 		if len(h) < 15 {
@@ -476,40 +451,22 @@ func (m *MELSOFT) Handle(p *dissect.Packet, out dissect.Sink) {
 	if p.Flow == nil || p.Flow.Proto != capture.ProtoTCP || len(p.Payload) == 0 {
 		return
 	}
-	st, ok := p.Flow.State.(*melsoftFlow)
-	if !ok {
-		st = &melsoftFlow{}
-		p.Flow.State = st
-	}
-	s := &st.s[p.Dir&1]
-	s.Push(p.TCPSeq, p.Payload)
-	b := s.Bytes()
-	off := 0
-	for len(b)-off >= melsoftHeaderLen {
-		resp, n, ok := melsoftFrame(b[off:])
-		if !ok {
-			off = len(b)
-			break
-		}
-		if len(b)-off < n {
-			break
-		}
-		m.frame(p, st, b[off:off+n], resp, out)
-		off += n
-	}
-	s.Consume(off)
+	st := flowState[melsoftFlow](p.Flow)
+	tcpRecords(&st.s[p.Dir&1], p, melsoftHeaderLen, melsoftLength, func(b []byte) {
+		resp, _, _ := melsoftFrame(b)
+		m.frame(p, st, b, resp, out)
+	})
+}
+
+// melsoftLength returns the length of the frame b starts.
+func melsoftLength(b []byte) (int, bool) {
+	_, n, ok := melsoftFrame(b)
+	return n, ok
 }
 
 func (m *MELSOFT) frame(p *dissect.Packet, st *melsoftFlow, b []byte, resp bool, out dissect.Sink) {
-	srv, cli := p.DstIP, p.SrcIP
-	if resp {
-		srv, cli = cli, srv
-	}
-	if !st.roles {
-		st.roles = true
-		vndEmit(out, p, "melsoft", srv, dissect.AttrRole, RoleMELSOFTServer, netip.Addr{})
-		vndEmit(out, p, "melsoft", cli, dissect.AttrRole, RoleMELSOFTClient, netip.Addr{})
-	}
+	srv, cli := roles(out, p, "melsoft", resp, st.roles, RoleMELSOFTServer, RoleMELSOFTClient)
+	st.roles = true
 	off := melsoftCommand(b)
 	if off == 0 {
 		return

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/passivesensor/sensor/capture"
 	"github.com/passivesensor/sensor/dissect"
 	"github.com/passivesensor/sensor/flow"
 )
@@ -323,9 +322,6 @@ func (*MMS) Wants() dissect.Wants { return dissect.Wants{TCPPorts: []uint16{ISOT
 // Probe reports whether p starts a COTP DT carrying an MMS PDU in an ISO
 // session; a connection request is remembered for the claiming dissector.
 func (*MMS) Probe(p *dissect.Packet) bool {
-	if p.Flow == nil || p.Flow.Proto != capture.ProtoTCP {
-		return false
-	}
 	user, ok := cotpProbeData(p)
 	if !ok {
 		return false
@@ -349,7 +345,7 @@ func (*MMS) Probe(p *dissect.Packet) bool {
 // requests (ICCP peers do), so what is emitted is kept per direction of
 // the requests (dir) or of the answers.
 type mmsFlow struct {
-	c        [2]cotpDir
+	cotpConn
 	services [2][2]uint64 // service indexes emitted, per requesting direction
 	emitted  [2]uint8     // per requesting direction
 	pending  [4]uint32    // invoke ids of GetNameList requests for domains, +1
@@ -364,36 +360,15 @@ const (
 	mmsemRevision
 )
 
-func (m *MMS) state(p *dissect.Packet) *mmsFlow {
-	if st, ok := p.Flow.State.(*mmsFlow); ok {
-		return st
-	}
-	st := &mmsFlow{}
-	pend, _ := p.Flow.State.(*cotpPending)
-	p.Flow.State = st
-	cotpResume(pend, &st.c)
-	return st
-}
-
 // Handle reads the TPDUs of a claimed flow's packet.
 func (m *MMS) Handle(p *dissect.Packet, out dissect.Sink) {
-	if p.Flow == nil || p.Flow.Proto != capture.ProtoTCP || len(p.Payload) == 0 {
-		return
-	}
-	st := m.state(p)
-	c := &st.c[p.Dir&1]
-	c.push(p.TCPSeq, p.Payload)
-	for {
-		code, _, user, ok := c.next()
-		if !ok {
-			break
-		}
-		if code != cotpDT {
-			continue
-		}
-		if pdu, ok := mmsFirst(user); ok {
-			m.pdu(p, st, pdu, out)
-		}
+	cotpHandle(p, out, nil, m.tsdu)
+}
+
+// tsdu reads the MMS PDU of a TSDU.
+func (m *MMS) tsdu(p *dissect.Packet, st *mmsFlow, user []byte, out dissect.Sink) {
+	if pdu, ok := mmsFirst(user); ok {
+		m.pdu(p, st, pdu, out)
 	}
 }
 

@@ -211,12 +211,20 @@ func mmsSPDU(si byte, user []byte) []byte {
 	return tpkt(append(b, params...))
 }
 
-func mmsConversation() (cli, srv []byte) {
+// mmsMessages is an association, Identify, GetNameList of the domains and
+// a write, message by message.
+func mmsMessages() (cli, srv [][]byte) {
 	dreq, dresp := mmsDomainList(2, "IED1LD0", "IED1PROT", "IED1CTRL")
-	cli = slices.Concat(cotpCRFrame(cotpCR, []byte{0, 1}, []byte{0, 1}), mmsConnect(), mmsRequest(1, []byte{0x82, 0}), dreq,
-		mmsRequest(3, ber(0xa5, ber(0xa0, ber(0x30)), ber(0xa0, []byte{0x83, 1, 0xff}))))
-	srv = slices.Concat(cotpCRFrame(cotpCC, []byte{0, 1}, []byte{0, 1}), mmsAccept(), mmsIdentifyAnswer(1, "ACME Relays", "PR-7000", "3.1.4"), dresp)
+	cli = [][]byte{cotpCRFrame(cotpCR, []byte{0, 1}, []byte{0, 1}), mmsConnect(), mmsRequest(1, []byte{0x82, 0}), dreq,
+		mmsRequest(3, ber(0xa5, ber(0xa0, ber(0x30)), ber(0xa0, []byte{0x83, 1, 0xff})))}
+	srv = [][]byte{cotpCRFrame(cotpCC, []byte{0, 1}, []byte{0, 1}), mmsAccept(), mmsIdentifyAnswer(1, "ACME Relays", "PR-7000", "3.1.4"), dresp}
 	return cli, srv
+}
+
+// mmsConversation is mmsMessages as the two streams.
+func mmsConversation() (cli, srv []byte) {
+	c, s := mmsMessages()
+	return slices.Concat(c...), slices.Concat(s...)
 }
 
 // TestMMSIdentifyTshark: a hand-built Identify and GetNameList exchange
@@ -264,53 +272,15 @@ func TestMMSIdentifyTshark(t *testing.T) {
 // TestMMSSegments: TPKTs split across segments, several per segment,
 // retransmissions, and a stream joined mid-way.
 func TestMMSSegments(t *testing.T) {
-	cli, srv := mmsConversation()
-	want := []string{"vendor=ACME Relays", "model=PR-7000", "firmware=3.1.4", "mms.logical_devices=IED1CTRL,IED1LD0,IED1PROT", "service=mms:initiate",
-		"service=mms:identify", "service=mms:get-name-list", "service=mms:write", "role=mms-server", "role=mms-client"}
-	run := func(segs []seg, seqs []uint32) map[string]bool {
-		m := NewMMS()
-		f := tcpFlow(mmsCli, mmsSrv)
-		var out collect
-		for i, s := range segs {
-			dir := flow.FromClient
-			if s.fromServer {
-				dir = flow.FromServer
-			}
-			m.Handle(pkt(f, dir, seqs[i], s.payload), &out)
-		}
-		got := map[string]bool{}
-		for _, o := range out {
-			got[o.Attr+"="+o.Value] = true
-		}
-		return got
-	}
-	check := func(name string, got map[string]bool, want []string) {
-		t.Helper()
-		for _, w := range want {
-			if !got[w] {
-				t.Errorf("%s: missing %s in %v", name, w, keys(got))
-			}
-		}
-	}
-	check("whole", run([]seg{{false, cli}, {true, srv}}, []uint32{0, 0}), want)
-	var segs []seg
-	var seqs []uint32
-	for i := 0; i < max(len(cli), len(srv)); i += 9 {
-		if i < len(cli) {
-			segs = append(segs, seg{false, cli[i:min(i+9, len(cli))]}, seg{false, cli[i:min(i+9, len(cli))]})
-			seqs = append(seqs, uint32(i), uint32(i))
-		}
-		if i < len(srv) {
-			segs = append(segs, seg{true, srv[i:min(i+9, len(srv))]})
-			seqs = append(seqs, uint32(i))
-		}
-	}
-	check("split+retransmitted", run(segs, seqs), want)
-	got := run([]seg{{false, cli[len(cli)-140:]}, {true, srv[len(srv)-100:]}}, []uint32{uint32(len(cli) - 140), uint32(len(srv) - 100)})
-	check("mid-way", got, []string{"mms.logical_devices=IED1CTRL,IED1LD0,IED1PROT", "service=mms:write"})
-	if got["vendor=ACME Relays"] {
-		t.Error("mid-way: read an Identify answer whose start was not captured")
-	}
+	cli, srv := mmsMessages()
+	cs, ss := slices.Concat(cli...), slices.Concat(srv...)
+	streamCase{
+		newD: func() dissect.Dissector { return NewMMS() }, cli: mmsCli, srv: mmsSrv, cliMsgs: cli, srvMsgs: srv,
+		must: []string{"vendor=ACME Relays", "model=PR-7000", "firmware=3.1.4", "mms.logical_devices=IED1CTRL,IED1LD0,IED1PROT", "service=mms:initiate",
+			"service=mms:identify", "service=mms:get-name-list", "service=mms:write", "role=mms-server", "role=mms-client"},
+		cliFrom: len(cs) - 140, srvFrom: len(ss) - 100, resync: true,
+		midway: []string{"mms.logical_devices=IED1CTRL,IED1LD0,IED1PROT", "service=mms:write"},
+	}.check(t)
 }
 
 // TestMMSProbe: S7comm and S7comm-plus on 102 are not MMS.
@@ -332,25 +302,17 @@ func TestMMSProbe(t *testing.T) {
 	}
 }
 
-// TestMMSAllocs: steady state allocates nothing per packet.
-func TestMMSAllocs(t *testing.T) {
-	m := NewMMS()
+// mmsRead is the steady state of a claimed flow: a read request and its
+// answer, again and again.
+func mmsRead() func() {
 	f := tcpFlow(mmsCli, mmsSrv)
-	sink := dissect.SinkFunc(func(dissect.Observation) {})
 	req := mmsRequest(9, ber(0xa4, ber(0xa1, ber(0xa0, ber(0x30, ber(0xa0, ber(0xa1, berStr(0x1a, "IED1LD0"), berStr(0x1a, "MMXU1$MX$TotW"))))))))
 	resp := mmsResponse(9, ber(0xa4, ber(0xa1, ber(0xa2, []byte{0x87, 5, 8, 0x41, 0x20, 0, 0}))))
-	pc, ps := pkt(f, flow.FromClient, 0, req), pkt(f, flow.FromServer, 0, resp)
-	step := func() {
-		m.Handle(pc, sink)
-		pc.TCPSeq += uint32(len(req))
-		m.Handle(ps, sink)
-		ps.TCPSeq += uint32(len(resp))
-	}
-	step()
-	if n := testing.AllocsPerRun(1000, step); n != 0 {
-		t.Errorf("Handle: %v allocations per 2 packets, want 0", n)
-	}
+	return exchange(NewMMS(), pkt(f, flow.FromClient, 0, req), pkt(f, flow.FromServer, 0, resp))
 }
+
+// TestMMSAllocs: steady state allocates nothing per packet.
+func TestMMSAllocs(t *testing.T) { noAllocs(t, mmsRead()) }
 
 // FuzzMMS feeds arbitrary segments to Probe and Handle.
 func FuzzMMS(f *testing.F) {
@@ -358,36 +320,9 @@ func FuzzMMS(f *testing.F) {
 	f.Add(cli, uint8(0), uint8(30))
 	f.Add(srv, uint8(1), uint8(40))
 	f.Fuzz(func(t *testing.T, b []byte, mode, cut uint8) {
-		m := NewMMS()
-		fl := tcpFlow(mmsCli, mmsSrv)
-		sink := dissect.SinkFunc(func(o dissect.Observation) {
-			if len(o.Value) > (maxText+1)*mmsMaxDomains {
-				t.Fatalf("unbounded value %q", o.Value)
-			}
-		})
-		c := min(int(cut), len(b))
-		for _, dir := range []flow.Dir{flow.Dir(mode & 1), flow.Dir(mode&1) ^ 1} {
-			p := pkt(fl, dir, 0, b[:c])
-			m.Probe(p)
-			m.Handle(p, sink)
-			m.Handle(pkt(fl, dir, uint32(c), b[c:]), sink)
-		}
+		fuzzSegments(t, NewMMS(), tcpFlow(mmsCli, mmsSrv), b, flow.Dir(mode&1), int(cut), valuesWithin(t, (maxText+1)*mmsMaxDomains))
 	})
 }
 
 // BenchmarkMMSHandle measures a read request and its answer.
-func BenchmarkMMSHandle(b *testing.B) {
-	m := NewMMS()
-	f := tcpFlow(mmsCli, mmsSrv)
-	sink := dissect.SinkFunc(func(dissect.Observation) {})
-	req := mmsRequest(9, ber(0xa4, ber(0xa1, ber(0xa0, ber(0x30, ber(0xa0, ber(0xa1, berStr(0x1a, "IED1LD0"), berStr(0x1a, "MMXU1$MX$TotW"))))))))
-	resp := mmsResponse(9, ber(0xa4, ber(0xa1, ber(0xa2, []byte{0x87, 5, 8, 0x41, 0x20, 0, 0}))))
-	pc, ps := pkt(f, flow.FromClient, 0, req), pkt(f, flow.FromServer, 0, resp)
-	b.ReportAllocs()
-	for b.Loop() {
-		m.Handle(pc, sink)
-		pc.TCPSeq += uint32(len(req))
-		m.Handle(ps, sink)
-		ps.TCPSeq += uint32(len(resp))
-	}
-}
+func BenchmarkMMSHandle(b *testing.B) { benchSteps(b, mmsRead()) }

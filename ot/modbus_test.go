@@ -4,19 +4,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"github.com/passivesensor/sensor/internal/testcorpus"
-	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/passivesensor/sensor/capture"
 	"github.com/passivesensor/sensor/dissect"
@@ -201,59 +193,15 @@ func keys[K comparable](m map[K]bool) []string {
 
 // seg is one TCP segment of a test capture.
 type seg struct {
-	fromServer bool
-	payload    []byte
+	FromServer bool
+	Payload    []byte
 }
 
 // writePcap writes one TCP conversation (handshake, then segs) between cli
 // and srv to a pcap file and returns its path.
 func writePcap(t *testing.T, cli, srv netip.AddrPort, segs []seg) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "modbus.pcap")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w := pcapgo.NewWriter(f)
-	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
-		t.Fatal(err)
-	}
-	seq := [2]uint32{1000, 9000}
-	ts := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	write := func(fromServer bool, flags string, payload []byte) {
-		d := 0
-		src, dst := cli, srv
-		if fromServer {
-			d, src, dst = 1, srv, cli
-		}
-		eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, byte(d)}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, byte(1 - d)}, EthernetType: layers.EthernetTypeIPv4}
-		ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: src.Addr().AsSlice(), DstIP: dst.Addr().AsSlice()}
-		tcp := &layers.TCP{SrcPort: layers.TCPPort(src.Port()), DstPort: layers.TCPPort(dst.Port()), Seq: seq[d], Ack: seq[1-d], Window: 8192,
-			SYN: strings.Contains(flags, "S"), ACK: strings.Contains(flags, "A"), PSH: len(payload) > 0}
-		if err := tcp.SetNetworkLayerForChecksum(ip); err != nil {
-			t.Fatal(err)
-		}
-		buf := gopacket.NewSerializeBuffer()
-		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, tcp, gopacket.Payload(payload)); err != nil {
-			t.Fatal(err)
-		}
-		ts = ts.Add(time.Millisecond)
-		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(buf.Bytes()), Length: len(buf.Bytes())}, buf.Bytes()); err != nil {
-			t.Fatal(err)
-		}
-		seq[d] += uint32(len(payload))
-		if tcp.SYN {
-			seq[d]++
-		}
-	}
-	write(false, "S", nil)
-	write(true, "SA", nil)
-	write(false, "A", nil)
-	for _, s := range segs {
-		write(s.fromServer, "A", s.payload)
-	}
-	return path
+	return conversation(t, false, cli, srv, segs)
 }
 
 // TestModbusDeviceIDTshark writes a Read Device Identification exchange,
@@ -567,21 +515,7 @@ func FuzzModbus(f *testing.F) {
 		if mode&2 != 0 {
 			srv = netip.MustParseAddrPort("10.1.1.20:6000")
 		}
-		fl := tcpFlow(cliAP, srv)
-		sink := dissect.SinkFunc(func(o dissect.Observation) {
-			if len(o.Value) > 4*maxText+64 {
-				t.Fatalf("unbounded value %q", o.Value)
-			}
-		})
-		c := min(int(cut), len(b))
-		for _, dir := range []flow.Dir{flow.Dir(mode & 1), flow.Dir(mode&1) ^ 1} {
-			p := pkt(fl, dir, 0, b[:c])
-			m.Probe(p)
-			m.Handle(p, sink)
-			p = pkt(fl, dir, uint32(c), b[c:])
-			m.Probe(p)
-			m.Handle(p, sink)
-		}
+		fuzzSegments(t, m, tcpFlow(cliAP, srv), b, flow.Dir(mode&1), int(cut), valuesWithin(t, 4*maxText+64))
 	})
 }
 

@@ -194,18 +194,7 @@ func (m *MQTT) Handle(p *dissect.Packet, out dissect.Sink) {
 		return
 	}
 	s := &st.s[dir]
-	segStart := len(s.Bytes())
-	if s.Push(p.TCPSeq, p.Payload) {
-		segStart, st.skip[dir] = 0, 0
-	}
-	b := s.Bytes()
-	segStart = min(segStart, len(b))
-	off := 0
-	if st.skip[dir] > 0 {
-		k := min(st.skip[dir], len(b))
-		st.skip[dir] -= k
-		off = k
-	}
+	b, segStart, off := pushSegment(s, p, &st.skip[dir])
 	for off < len(b) {
 		typ, flags, rem, n := mqttHeader(b[off:])
 		if n < 0 || n > 0 && !mqttValidFlags(typ, flags) {

@@ -107,9 +107,11 @@ func mqttExchange() (cli, srv [][]byte) {
 // TestMQTTSegments: split, merged, retransmitted and mid-way streams.
 func TestMQTTSegments(t *testing.T) {
 	cli, srv := mqttExchange()
-	segmentationCheck(t, func() dissect.Dissector { return NewMQTT() },
-		netip.MustParseAddrPort("10.1.1.10:50000"), netip.MustParseAddrPort("10.1.1.20:1883"), cli, srv,
-		"10.1.1.10 "+AttrMQTTSubscribe+"=plant/cmd/#", "10.1.1.10 "+AttrMQTTPublish+"=plant/line1/temp")
+	streamCase{
+		newD: func() dissect.Dissector { return NewMQTT() }, probe: true, cliMsgs: cli, srvMsgs: srv,
+		cli: netip.MustParseAddrPort("10.1.1.10:50000"), srv: netip.MustParseAddrPort("10.1.1.20:1883"),
+		must: []string{"10.1.1.10 " + AttrMQTTSubscribe + "=plant/cmd/#", "10.1.1.10 " + AttrMQTTPublish + "=plant/line1/temp"},
+	}.check(t)
 	d := NewMQTT()
 	var out collect
 	f := tcpFlow(netip.MustParseAddrPort("10.1.1.10:50000"), netip.MustParseAddrPort("10.1.1.20:1883"))

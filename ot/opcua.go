@@ -166,18 +166,7 @@ func (o *OPCUA) Handle(p *dissect.Packet, out dissect.Sink) {
 		dir ^= 1
 	}
 	s := &st.s[dir]
-	segStart := len(s.Bytes())
-	if s.Push(p.TCPSeq, p.Payload) {
-		segStart, st.skip[dir] = 0, 0
-	}
-	b := s.Bytes()
-	segStart = min(segStart, len(b))
-	off := 0
-	if st.skip[dir] > 0 {
-		k := min(st.skip[dir], len(b))
-		st.skip[dir] -= k
-		off = k
-	}
+	b, segStart, off := pushSegment(s, p, &st.skip[dir])
 	for len(b)-off >= 8 {
 		typ, size, ok := opcuaHeader(b[off:])
 		if !ok {

@@ -108,11 +108,13 @@ func opcuaExchange() (cli, srv [][]byte) {
 // TestOPCUASegments: split, merged, retransmitted and mid-way streams.
 func TestOPCUASegments(t *testing.T) {
 	cli, srv := opcuaExchange()
-	segmentationCheck(t, func() dissect.Dissector { return NewOPCUA() },
-		netip.MustParseAddrPort("10.1.1.10:50000"), netip.MustParseAddrPort("10.1.1.20:4840"), cli, srv,
-		"10.1.1.20 "+AttrOPCUAEndpoint+"=opc.tcp://10.1.1.20:4840/plant SignAndEncrypt http://opcfoundation.org/UA/SecurityPolicy#Basic256Sha256 tokens anonymous,username",
-		"10.1.1.20 name=Line 1 OPC UA Server", "10.1.1.20 "+AttrOPCUAProductURI+"=urn:vendor:product",
-		"10.1.1.20 "+AttrOPCUAAppType+"=Server")
+	streamCase{
+		newD: func() dissect.Dissector { return NewOPCUA() }, probe: true, cliMsgs: cli, srvMsgs: srv,
+		cli: netip.MustParseAddrPort("10.1.1.10:50000"), srv: netip.MustParseAddrPort("10.1.1.20:4840"),
+		must: []string{"10.1.1.20 " + AttrOPCUAEndpoint + "=opc.tcp://10.1.1.20:4840/plant SignAndEncrypt http://opcfoundation.org/UA/SecurityPolicy#Basic256Sha256 tokens anonymous,username",
+			"10.1.1.20 name=Line 1 OPC UA Server", "10.1.1.20 " + AttrOPCUAProductURI + "=urn:vendor:product",
+			"10.1.1.20 " + AttrOPCUAAppType + "=Server"},
+	}.check(t)
 	d := NewOPCUA()
 	var out collect
 	f := tcpFlow(netip.MustParseAddrPort("10.1.1.10:50000"), netip.MustParseAddrPort("10.1.1.20:4840"))

@@ -70,7 +70,7 @@ func TestOptoMMPTshark(t *testing.T) {
 		{false, mmpWriteQuad(2, 0xfffff0d83000, 7)},
 		{true, []byte{0, 0, 2 << 2, mmpWriteResp << 4, 0, 0, 0, 0, 0, 0, 0, 0}},
 	})
-	rows := vndTsharkDecode(t, path, "tcp.port==2001,optommp", "optommp", "tcp.srcport", "optommp.tcode", "optommp.destination_offset", "optommp.data_block_byte")
+	rows := testcorpus.TsharkDecode(t, path, "tcp.port==2001,optommp", "optommp", "tcp.srcport", "optommp.tcode", "optommp.destination_offset", "optommp.data_block_byte")
 	if len(rows) != 4 {
 		t.Fatalf("tshark read %d OptoMMP packets, want 4: %q", len(rows), rows)
 	}

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/passivesensor/sensor/capture"
 	"github.com/passivesensor/sensor/dissect"
 )
 
@@ -234,9 +233,6 @@ func s7Header(b []byte) (rosctr byte, param, data []byte, ok bool) {
 // connection request or confirm is remembered for the dissector that
 // claims the flow.
 func (*S7comm) Probe(p *dissect.Packet) bool {
-	if p.Flow == nil || p.Flow.Proto != capture.ProtoTCP {
-		return false
-	}
 	user, ok := cotpProbeData(p)
 	if !ok {
 		return false
@@ -253,7 +249,7 @@ func (*S7comm) Probe(p *dissect.Packet) bool {
 
 // s7Flow is the per-flow state.
 type s7Flow struct {
-	c        [2]cotpDir
+	cotpConn
 	services [8]uint64 // indexes of s7Services emitted
 	emitted  uint32
 	szlReads uint8
@@ -278,20 +274,6 @@ const (
 	s7emSZL1C // 0x001C index i uses s7emSZL1C << i
 )
 
-func (s *S7comm) state(p *dissect.Packet, out dissect.Sink) *s7Flow {
-	if st, ok := p.Flow.State.(*s7Flow); ok {
-		return st
-	}
-	st := &s7Flow{}
-	pend, _ := p.Flow.State.(*cotpPending)
-	p.Flow.State = st
-	if pend != nil {
-		s.tsap(p, st, pend.called, out)
-		cotpResume(pend, &st.c)
-	}
-	return st
-}
-
 // tsap reads the called (server's) TSAP of a connection request.
 func (s *S7comm) tsap(p *dissect.Packet, st *s7Flow, called []byte, out dissect.Sink) {
 	if len(called) != 2 || st.emitted&s7emTSAP != 0 {
@@ -306,25 +288,7 @@ func (s *S7comm) tsap(p *dissect.Packet, st *s7Flow, called []byte, out dissect.
 
 // Handle reads the TPKTs of a claimed flow's packet.
 func (s *S7comm) Handle(p *dissect.Packet, out dissect.Sink) {
-	if p.Flow == nil || p.Flow.Proto != capture.ProtoTCP || len(p.Payload) == 0 {
-		return
-	}
-	st := s.state(p, out)
-	c := &st.c[p.Dir&1]
-	c.push(p.TCPSeq, p.Payload)
-	for {
-		code, _, user, ok := c.next()
-		if !ok {
-			break
-		}
-		switch code {
-		case cotpCR:
-			_, called := cotpTSAP(user)
-			s.tsap(p, st, called, out)
-		case cotpDT:
-			s.pdu(p, st, user, out)
-		}
-	}
+	cotpHandle(p, out, s.tsap, s.pdu)
 }
 
 // pdu reads one S7comm PDU.
@@ -345,15 +309,8 @@ func (s *S7comm) pdu(p *dissect.Packet, st *s7Flow, b []byte, out dissect.Sink) 
 		request = param[5]>>4 == 4
 	}
 	// The side that sends requests is the client; the other the server.
-	cli, srv := p.SrcIP, p.DstIP
-	if !request {
-		cli, srv = srv, cli
-	}
-	if st.emitted&s7emRoles == 0 {
-		st.emitted |= s7emRoles
-		s7Emit(p, out, srv, dissect.AttrRole, RoleS7Server, netip.Addr{})
-		s7Emit(p, out, cli, dissect.AttrRole, RoleS7Client, netip.Addr{})
-	}
+	srv, cli := roles(out, p, "s7comm", !request, st.emitted&s7emRoles != 0, RoleS7Server, RoleS7Client)
+	st.emitted |= s7emRoles
 	if !request && st.emitted&s7emVendor == 0 {
 		st.emitted |= s7emVendor
 		s7Emit(p, out, srv, dissect.AttrVendor, siemensVendor, netip.Addr{})

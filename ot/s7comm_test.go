@@ -202,38 +202,29 @@ func s7SZL1C(index uint16, v string) []byte {
 	return r
 }
 
-func s7Conversation() (cli, srv []byte) {
-	cli = slices.Concat(
+// s7Messages is a client's connection set-up, SZL reads and a PLC stop,
+// and the PLC's answers, message by message.
+func s7Messages() (cli, srv [][]byte) {
+	cli = [][]byte{
 		cotpCRFrame(cotpCR, []byte{1, 0}, []byte{3, 0x21}),
 		tpkt(s7PDU(s7Job, 1, []byte{0xf0, 0, 0, 1, 0, 1, 3, 0xc0}, nil)),
 		s7SZLRequest(0x11, 0),
 		s7SZLRequest(0x1c, 0),
 		tpkt(s7PDU(s7Job, 2, []byte{0x29, 0, 0, 0, 0, 0, 9, 'P', '_', 'P', 'R', 'O', 'G', 'R', 'A', 'M'}, nil)),
-	)
-	srv = slices.Concat(
+	}
+	srv = [][]byte{
 		cotpCRFrame(cotpCC, []byte{1, 0}, []byte{3, 0x21}),
 		tpkt(s7PDU(s7AckData, 1, []byte{0xf0, 0, 0, 1, 0, 1, 3, 0xc0}, nil)),
 		s7SZLAnswer(0x11, 28, s7SZL11(1, "6ES7 515-2AM02-0AB0", 3, 0), s7SZL11(6, "6ES7 515-2AM02-0AB0", 3, 0), s7SZL11(7, "", 'V'<<8|2, 0x0901)),
 		s7SZLAnswer(0x1c, 34, s7SZL1C(1, "PLANT-A"), s7SZL1C(2, "PLC_1"), s7SZL1C(5, "S V-L9AB12342019"), s7SZL1C(7, "CPU 1515-2 PN")),
-	)
+	}
 	return cli, srv
 }
 
-// s7Facts runs segments through Handle and returns ip attr=value facts.
-func s7Facts(d dissect.Dissector, f *flow.Flow, segs []seg, seqs []uint32) map[string]bool {
-	var out collect
-	for i, s := range segs {
-		dir := flow.FromClient
-		if s.fromServer {
-			dir = flow.FromServer
-		}
-		d.Handle(pkt(f, dir, seqs[i], s.payload), &out)
-	}
-	got := map[string]bool{}
-	for _, o := range out {
-		got[o.Attr+"="+o.Value] = true
-	}
-	return got
+// s7Conversation is s7Messages as the two streams.
+func s7Conversation() (cli, srv []byte) {
+	c, s := s7Messages()
+	return slices.Concat(c...), slices.Concat(s...)
 }
 
 var (
@@ -245,39 +236,16 @@ var (
 // retransmissions, and a stream joined mid-way (hand-built from the
 // S7comm layout tshark reads, ISO 8073 and RFC 1006).
 func TestS7commSegments(t *testing.T) {
-	cli, srv := s7Conversation()
+	cli, srv := s7Messages()
 	want := []string{"s7.rack=1", "s7.slot=1", "s7.connection_type=3", "role=s7-server", "role=s7-client", "vendor=Siemens",
 		"service=s7comm:setup-communication", "service=s7comm:read-szl", "service=s7comm:plc-stop", "s7.control=s7comm:plc-stop",
 		"model=6ES7 515-2AM02-0AB0", "hardware=3", "firmware=V2.9.1", "s7.system_name=PLANT-A", "name=PLC_1",
 		"serial=S V-L9AB12342019", "s7.module_type=CPU 1515-2 PN", "s7.szl_read=0x0011/0x0000"}
-	check := func(name string, got map[string]bool, want []string) {
-		t.Helper()
-		for _, w := range want {
-			if !got[w] {
-				t.Errorf("%s: missing %s in %v", name, w, keys(got))
-			}
-		}
-	}
-	check("whole", s7Facts(NewS7comm(), tcpFlow(s7Cli, s7Srv), []seg{{false, cli}, {true, srv}}, []uint32{0, 0}), want)
-	var segs []seg
-	var seqs []uint32
-	for _, d := range []struct {
-		b  []byte
-		fs bool
-	}{{cli, false}, {srv, true}} {
-		for i := 0; i < len(d.b); i += 5 {
-			e := min(i+5, len(d.b))
-			segs = append(segs, seg{d.fs, d.b[i:e]}, seg{d.fs, d.b[i:e]})
-			seqs = append(seqs, uint32(i), uint32(i))
-		}
-	}
-	check("split+retransmitted", s7Facts(NewS7comm(), tcpFlow(s7Cli, s7Srv), segs, seqs), want)
-	// Joined mid-way: inside the CR, so no TSAP; the rest is read.
-	got := s7Facts(NewS7comm(), tcpFlow(s7Cli, s7Srv), []seg{{false, cli[5:]}, {true, srv[7:]}}, []uint32{5, 7})
-	check("mid-way", got, want[3:])
-	if got["s7.rack=1"] {
-		t.Error("mid-way: read a TSAP from a broken connection request")
-	}
+	streamCase{
+		newD: func() dissect.Dissector { return NewS7comm() }, cli: s7Cli, srv: s7Srv, cliMsgs: cli, srvMsgs: srv, must: want,
+		// Joined mid-way: inside the CR, so no TSAP; the rest is read.
+		cliFrom: 5, srvFrom: 7, resync: true, midway: want[3:], notMidway: []string{"s7.rack=1"},
+	}.check(t)
 }
 
 // TestS7commCOTPSegmented: an SZL answer carried in two COTP DTs (the
@@ -289,7 +257,7 @@ func TestS7commCOTPSegmented(t *testing.T) {
 	a = append(a, ans[:20]...)
 	binary.BigEndian.PutUint16(a[2:], uint16(len(a)))
 	both := slices.Concat(srv[:0], a, tpkt(ans[20:]))
-	got := s7Facts(NewS7comm(), tcpFlow(s7Cli, s7Srv), []seg{{true, both}}, []uint32{0})
+	got := handleSegs(NewS7comm(), tcpFlow(s7Cli, s7Srv), []seg{{true, both}}, []uint32{0})
 	if !got["name=PLC_9"] {
 		t.Errorf("COTP-segmented answer not read: %v", keys(got))
 	}
@@ -322,25 +290,17 @@ func TestS7commProbe(t *testing.T) {
 	}
 }
 
-// TestS7commAllocs: steady state allocates nothing per packet.
-func TestS7commAllocs(t *testing.T) {
-	s := NewS7comm()
+// s7ReadVar is the steady state of a claimed flow: a read-var job and its
+// answer, again and again.
+func s7ReadVar() func() {
 	f := tcpFlow(s7Cli, s7Srv)
-	sink := dissect.SinkFunc(func(dissect.Observation) {})
 	req := tpkt(s7PDU(s7Job, 5, []byte{4, 1, 0x12, 0x0a, 0x10, 2, 0, 10, 0, 1, 0x84, 0, 0, 0}, nil))
 	resp := tpkt(s7PDU(s7AckData, 5, []byte{4, 1}, []byte{0xff, 4, 0, 80, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}))
-	pc, ps := pkt(f, flow.FromClient, 0, req), pkt(f, flow.FromServer, 0, resp)
-	step := func() {
-		s.Handle(pc, sink)
-		pc.TCPSeq += uint32(len(req))
-		s.Handle(ps, sink)
-		ps.TCPSeq += uint32(len(resp))
-	}
-	step()
-	if n := testing.AllocsPerRun(1000, step); n != 0 {
-		t.Errorf("Handle: %v allocations per 2 packets, want 0", n)
-	}
+	return exchange(NewS7comm(), pkt(f, flow.FromClient, 0, req), pkt(f, flow.FromServer, 0, resp))
 }
+
+// TestS7commAllocs: steady state allocates nothing per packet.
+func TestS7commAllocs(t *testing.T) { noAllocs(t, s7ReadVar()) }
 
 func s7Seeds() [][]byte {
 	cli, srv := s7Conversation()
@@ -353,39 +313,12 @@ func FuzzS7comm(f *testing.F) {
 		f.Add(s, uint8(0), uint8(30))
 	}
 	f.Fuzz(func(t *testing.T, b []byte, mode, cut uint8) {
-		s := NewS7comm()
-		fl := tcpFlow(s7Cli, s7Srv)
-		sink := dissect.SinkFunc(func(o dissect.Observation) {
-			if len(o.Value) > 4*maxText+64 {
-				t.Fatalf("unbounded value %q", o.Value)
-			}
-		})
-		c := min(int(cut), len(b))
-		for _, dir := range []flow.Dir{flow.Dir(mode & 1), flow.Dir(mode&1) ^ 1} {
-			p := pkt(fl, dir, 0, b[:c])
-			s.Probe(p)
-			s.Handle(p, sink)
-			s.Handle(pkt(fl, dir, uint32(c), b[c:]), sink)
-		}
+		fuzzSegments(t, NewS7comm(), tcpFlow(s7Cli, s7Srv), b, flow.Dir(mode&1), int(cut), valuesWithin(t, 4*maxText+64))
 	})
 }
 
 // BenchmarkS7commHandle measures a read-var job and its answer.
-func BenchmarkS7commHandle(b *testing.B) {
-	s := NewS7comm()
-	f := tcpFlow(s7Cli, s7Srv)
-	sink := dissect.SinkFunc(func(dissect.Observation) {})
-	req := tpkt(s7PDU(s7Job, 5, []byte{4, 1, 0x12, 0x0a, 0x10, 2, 0, 10, 0, 1, 0x84, 0, 0, 0}, nil))
-	resp := tpkt(s7PDU(s7AckData, 5, []byte{4, 1}, []byte{0xff, 4, 0, 80, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}))
-	pc, ps := pkt(f, flow.FromClient, 0, req), pkt(f, flow.FromServer, 0, resp)
-	b.ReportAllocs()
-	for b.Loop() {
-		s.Handle(pc, sink)
-		pc.TCPSeq += uint32(len(req))
-		s.Handle(ps, sink)
-		ps.TCPSeq += uint32(len(resp))
-	}
-}
+func BenchmarkS7commHandle(b *testing.B) { benchSteps(b, s7ReadVar()) }
 
 // TestS7commLoneTPKTHeaders: a stack that sends each TPKT header in a
 // segment of its own (as the corpus's ICCP capture does) still has its

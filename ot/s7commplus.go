@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/passivesensor/sensor/capture"
 	"github.com/passivesensor/sensor/dissect"
 )
 
@@ -135,9 +134,6 @@ func s7pHeader(b []byte) (version byte, data []byte, ok bool) {
 
 // Probe reports whether p starts a COTP DT carrying an S7comm-plus PDU.
 func (*S7commPlus) Probe(p *dissect.Packet) bool {
-	if p.Flow == nil || p.Flow.Proto != capture.ProtoTCP {
-		return false
-	}
 	user, ok := cotpProbeData(p)
 	if !ok {
 		return false
@@ -160,7 +156,7 @@ func (*S7commPlus) Probe(p *dissect.Packet) bool {
 }
 
 type s7pFlow struct {
-	c        [2]cotpDir
+	cotpConn
 	services uint16
 	versions uint8
 	emitted  uint8
@@ -173,20 +169,6 @@ const (
 	s7pemFirmware
 	s7pemTSAP
 )
-
-func (s *S7commPlus) state(p *dissect.Packet, out dissect.Sink) *s7pFlow {
-	if st, ok := p.Flow.State.(*s7pFlow); ok {
-		return st
-	}
-	st := &s7pFlow{}
-	pend, _ := p.Flow.State.(*cotpPending)
-	p.Flow.State = st
-	if pend != nil {
-		s.tsap(p, st, pend.called, out)
-		cotpResume(pend, &st.c)
-	}
-	return st
-}
 
 // tsap reports a text TSAP (S7-1200/1500 clients name the TSAP they call).
 func (s *S7commPlus) tsap(p *dissect.Packet, st *s7pFlow, called []byte, out dissect.Sink) {
@@ -204,25 +186,7 @@ func (s *S7commPlus) tsap(p *dissect.Packet, st *s7pFlow, called []byte, out dis
 
 // Handle reads the TPDUs of a claimed flow's packet.
 func (s *S7commPlus) Handle(p *dissect.Packet, out dissect.Sink) {
-	if p.Flow == nil || p.Flow.Proto != capture.ProtoTCP || len(p.Payload) == 0 {
-		return
-	}
-	st := s.state(p, out)
-	c := &st.c[p.Dir&1]
-	c.push(p.TCPSeq, p.Payload)
-	for {
-		code, _, user, ok := c.next()
-		if !ok {
-			break
-		}
-		switch code {
-		case cotpCR:
-			_, called := cotpTSAP(user)
-			s.tsap(p, st, called, out)
-		case cotpDT:
-			s.pdu(p, st, user, out)
-		}
-	}
+	cotpHandle(p, out, s.tsap, s.pdu)
 }
 
 func (s *S7commPlus) pdu(p *dissect.Packet, st *s7pFlow, b []byte, out dissect.Sink) {
@@ -240,15 +204,8 @@ func (s *S7commPlus) pdu(p *dissect.Packet, st *s7pFlow, b []byte, out dissect.S
 	default:
 		return
 	}
-	cli, srv := p.SrcIP, p.DstIP
-	if !request {
-		cli, srv = srv, cli
-	}
-	if st.emitted&s7pemRoles == 0 {
-		st.emitted |= s7pemRoles
-		s7pEmit(p, out, srv, dissect.AttrRole, RoleS7Server, netip.Addr{})
-		s7pEmit(p, out, cli, dissect.AttrRole, RoleS7Client, netip.Addr{})
-	}
+	srv, cli := roles(out, p, "s7comm-plus", !request, st.emitted&s7pemRoles != 0, RoleS7Server, RoleS7Client)
+	st.emitted |= s7pemRoles
 	if request {
 		i := s7pIndex(fc)
 		if st.services&(1<<i) != 0 {

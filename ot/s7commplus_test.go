@@ -99,36 +99,17 @@ func s7pCreateObjectAnswer(typ string) []byte {
 // TestS7commPlusSegments: the session set-up split across segments, with
 // retransmissions, and the PLC's type string read from it.
 func TestS7commPlusSegments(t *testing.T) {
-	cli := slices.Concat(cotpCRFrame(cotpCR, []byte{1, 0}, []byte("SIMATIC-ROOT-HMI")), s7pPDU(s7pOpRequest, s7pCreateObj, []byte{0, 0, 1, 0x20, 0x36}),
-		s7pPDU(s7pOpRequest, 0x0542, []byte{0, 0, 1, 0x20, 0x34}))
-	srv := slices.Concat(cotpCRFrame(cotpCC, []byte{1, 0}, []byte("SIMATIC-ROOT-HMI")), s7pCreateObjectAnswer("1;6ES7 516-3AN01-0AB0 ;V2.8"))
-	want := []string{"role=s7-server", "role=s7-client", "vendor=Siemens", "model=6ES7 516-3AN01-0AB0", "firmware=V2.8",
-		"service=s7comm-plus:create-object", "s7plus.write=s7comm-plus:set-multi-variables", "s7plus.version=1", "s7plus.tsap=SIMATIC-ROOT-HMI"}
-	for _, step := range []int{len(cli) + len(srv), 6} {
-		var segs []seg
-		var seqs []uint32
-		for _, d := range []struct {
-			b  []byte
-			fs bool
-		}{{cli, false}, {srv, true}} {
-			for i := 0; i < len(d.b); i += step {
-				e := min(i+step, len(d.b))
-				segs = append(segs, seg{d.fs, d.b[i:e]}, seg{d.fs, d.b[i:e]})
-				seqs = append(seqs, uint32(i), uint32(i))
-			}
-		}
-		got := s7Facts(NewS7commPlus(), tcpFlow(s7Cli, s7Srv), segs, seqs)
-		for _, w := range want {
-			if !got[w] {
-				t.Errorf("step %d: missing %s in %v", step, w, keys(got))
-			}
-		}
-	}
-	// Mid-way: the answer alone still names the PLC.
-	got := s7Facts(NewS7commPlus(), tcpFlow(s7Cli, s7Srv), []seg{{true, srv[22:]}}, []uint32{22})
-	if !got["model=6ES7 516-3AN01-0AB0"] {
-		t.Errorf("mid-way: %v", keys(got))
-	}
+	cli := [][]byte{cotpCRFrame(cotpCR, []byte{1, 0}, []byte("SIMATIC-ROOT-HMI")), s7pPDU(s7pOpRequest, s7pCreateObj, []byte{0, 0, 1, 0x20, 0x36}),
+		s7pPDU(s7pOpRequest, 0x0542, []byte{0, 0, 1, 0x20, 0x34})}
+	srv := [][]byte{cotpCRFrame(cotpCC, []byte{1, 0}, []byte("SIMATIC-ROOT-HMI")), s7pCreateObjectAnswer("1;6ES7 516-3AN01-0AB0 ;V2.8")}
+	streamCase{
+		newD: func() dissect.Dissector { return NewS7commPlus() }, cli: s7Cli, srv: s7Srv, cliMsgs: cli, srvMsgs: srv,
+		must: []string{"role=s7-server", "role=s7-client", "vendor=Siemens", "model=6ES7 516-3AN01-0AB0", "firmware=V2.8",
+			"service=s7comm-plus:create-object", "s7plus.write=s7comm-plus:set-multi-variables", "s7plus.version=1", "s7plus.tsap=SIMATIC-ROOT-HMI"},
+		// Mid-way: the answer alone, from inside the connection confirm,
+		// still names the PLC.
+		cliFrom: len(slices.Concat(cli...)), srvFrom: 22, resync: true, midway: []string{"model=6ES7 516-3AN01-0AB0"},
+	}.check(t)
 }
 
 // TestS7commPlusProbe: S7comm, MMS and junk are not S7comm-plus.
@@ -152,61 +133,26 @@ func TestS7commPlusProbe(t *testing.T) {
 	}
 }
 
-// TestS7commPlusAllocs: steady state allocates nothing per packet.
-func TestS7commPlusAllocs(t *testing.T) {
-	s := NewS7commPlus()
+// s7pGetVars is the steady state of a claimed flow: a GetMultiVariables
+// request and its answer, again and again.
+func s7pGetVars() func() {
 	f := tcpFlow(s7Cli, s7Srv)
-	sink := dissect.SinkFunc(func(dissect.Observation) {})
 	req := s7pPDU(s7pOpRequest, 0x054c, []byte{0, 0, 1, 0x20, 0x34, 1, 2, 3, 4})
 	resp := s7pPDU(s7pOpResponse, 0x054c, []byte{0x34, 0, 1, 2, 3, 4, 5})
-	pc, ps := pkt(f, flow.FromClient, 0, req), pkt(f, flow.FromServer, 0, resp)
-	step := func() {
-		s.Handle(pc, sink)
-		pc.TCPSeq += uint32(len(req))
-		s.Handle(ps, sink)
-		ps.TCPSeq += uint32(len(resp))
-	}
-	step()
-	if n := testing.AllocsPerRun(1000, step); n != 0 {
-		t.Errorf("Handle: %v allocations per 2 packets, want 0", n)
-	}
+	return exchange(NewS7commPlus(), pkt(f, flow.FromClient, 0, req), pkt(f, flow.FromServer, 0, resp))
 }
+
+// TestS7commPlusAllocs: steady state allocates nothing per packet.
+func TestS7commPlusAllocs(t *testing.T) { noAllocs(t, s7pGetVars()) }
 
 // FuzzS7commPlus feeds arbitrary segments to Probe and Handle.
 func FuzzS7commPlus(f *testing.F) {
 	f.Add(s7pCreateObjectAnswer("1;6ES7 516-3AN01-0AB0 ;V2.8"), uint8(1), uint8(10))
 	f.Add(s7pPDU(s7pOpRequest, s7pCreateObj, []byte{0, 0, 1, 0x20, 0x36}), uint8(0), uint8(10))
 	f.Fuzz(func(t *testing.T, b []byte, mode, cut uint8) {
-		s := NewS7commPlus()
-		fl := tcpFlow(s7Cli, s7Srv)
-		sink := dissect.SinkFunc(func(o dissect.Observation) {
-			if len(o.Value) > 4*maxText {
-				t.Fatalf("unbounded value %q", o.Value)
-			}
-		})
-		c := min(int(cut), len(b))
-		for _, dir := range []flow.Dir{flow.Dir(mode & 1), flow.Dir(mode&1) ^ 1} {
-			p := pkt(fl, dir, 0, b[:c])
-			s.Probe(p)
-			s.Handle(p, sink)
-			s.Handle(pkt(fl, dir, uint32(c), b[c:]), sink)
-		}
+		fuzzSegments(t, NewS7commPlus(), tcpFlow(s7Cli, s7Srv), b, flow.Dir(mode&1), int(cut), valuesWithin(t, 4*maxText))
 	})
 }
 
 // BenchmarkS7commPlusHandle measures a GetMultiVariables request and answer.
-func BenchmarkS7commPlusHandle(b *testing.B) {
-	s := NewS7commPlus()
-	f := tcpFlow(s7Cli, s7Srv)
-	sink := dissect.SinkFunc(func(dissect.Observation) {})
-	req := s7pPDU(s7pOpRequest, 0x054c, []byte{0, 0, 1, 0x20, 0x34, 1, 2, 3, 4})
-	resp := s7pPDU(s7pOpResponse, 0x054c, []byte{0x34, 0, 1, 2, 3, 4, 5})
-	pc, ps := pkt(f, flow.FromClient, 0, req), pkt(f, flow.FromServer, 0, resp)
-	b.ReportAllocs()
-	for b.Loop() {
-		s.Handle(pc, sink)
-		pc.TCPSeq += uint32(len(req))
-		s.Handle(ps, sink)
-		ps.TCPSeq += uint32(len(resp))
-	}
-}
+func BenchmarkS7commPlusHandle(b *testing.B) { benchSteps(b, s7pGetVars()) }

@@ -79,9 +79,10 @@ const (
 // and mailbox type confirms it (or the all-zero connection request and
 // its reply). It learns the roles, the service requests each client makes
 // (dissect.AttrService, Peer the client) with flags for memory writes,
-// program store/load and state or privilege changes, and error NACKs.
-// The controller type and ID reply (service 0x43) is not publicly
-// documented and is not read: the PLC is reported by its role.
+// program store/load and state or privilege changes, error NACKs, and
+// the PLC state its ACK replies carry (see srtp_status.go). The data of
+// the controller type and ID reply (service 0x43) has no public layout
+// and is not read: the PLC is reported by its role and state.
 type SRTP struct{}
 
 // NewSRTP returns an SRTP dissector.
@@ -98,6 +99,7 @@ type srtpFlow struct {
 	services bitset256
 	other    vndCodes
 	nacks    bitset256
+	status   uint32 // last PLC status reported, +1
 	roles    bool
 }
 
@@ -136,32 +138,8 @@ func (s *SRTP) Handle(p *dissect.Packet, out dissect.Sink) {
 	if p.Flow == nil || p.Flow.Proto != capture.ProtoTCP || len(p.Payload) == 0 {
 		return
 	}
-	st, ok := p.Flow.State.(*srtpFlow)
-	if !ok {
-		st = &srtpFlow{}
-		p.Flow.State = st
-	}
-	str := &st.s[p.Dir&1]
-	str.Push(p.TCPSeq, p.Payload)
-	b := str.Bytes()
-	off := 0
-	for len(b)-off >= srtpHeaderLen {
-		n, ok := srtpHeader(b[off:])
-		if !ok {
-			off = len(b)
-			break
-		}
-		if len(b)-off < n {
-			if n > dissect.DefaultStreamMax { // the header is all that is read
-				s.message(p, st, b[off:], out)
-				off = len(b)
-			}
-			break
-		}
-		s.message(p, st, b[off:off+n], out)
-		off += n
-	}
-	str.Consume(off)
+	st := flowState[srtpFlow](p.Flow)
+	tcpRecords(&st.s[p.Dir&1], p, srtpHeaderLen, srtpHeader, func(b []byte) { s.message(p, st, b, out) })
 }
 
 func (s *SRTP) message(p *dissect.Packet, st *srtpFlow, b []byte, out dissect.Sink) {
@@ -174,6 +152,8 @@ func (s *SRTP) message(p *dissect.Packet, st *srtpFlow, b []byte, out dissect.Si
 	switch {
 	case b[0] == 0x02 && (b[31] == 0xc0 || b[31] == 0x80):
 		vndService(out, p, "srtp", srtpServices, &st.services, &st.other, srv, cli, uint16(b[42]), srtpFlags)
+	case b[0] == 0x03 && b[31] == 0xd4:
+		s.status(p, st, b, out)
 	case b[0] == 0x03 && b[31] == 0xd1:
 		if st.nacks.add(int(b[42])) {
 			vndEmit(out, p, "srtp", srv, AttrSRTPError,

@@ -216,34 +216,14 @@ func (t *Toyopuc) Handle(p *dissect.Packet, out dissect.Sink) {
 	if p.Flow == nil || len(p.Payload) == 0 {
 		return
 	}
-	st, ok := p.Flow.State.(*toyoFlow)
-	if !ok {
-		st = &toyoFlow{}
-		p.Flow.State = st
-	}
+	st := flowState[toyoFlow](p.Flow)
 	switch p.Flow.Proto {
 	case capture.ProtoUDP:
 		if n, ok := toyoHeader(p.Payload); ok && n == len(p.Payload) {
 			t.frame(p, st, p.Payload, out)
 		}
 	case capture.ProtoTCP:
-		str := &st.s[p.Dir&1]
-		str.Push(p.TCPSeq, p.Payload)
-		b := str.Bytes()
-		off := 0
-		for len(b)-off >= toyoHeaderLen {
-			n, ok := toyoHeader(b[off:])
-			if !ok {
-				off = len(b)
-				break
-			}
-			if len(b)-off < n {
-				break
-			}
-			t.frame(p, st, b[off:off+n], out)
-			off += n
-		}
-		str.Consume(off)
+		tcpRecords(&st.s[p.Dir&1], p, toyoHeaderLen, toyoHeader, func(b []byte) { t.frame(p, st, b, out) })
 	}
 }
 

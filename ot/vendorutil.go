@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/passivesensor/sensor/dissect"
+	"github.com/passivesensor/sensor/flow"
 )
 
 // Helpers shared by the vendor protocol dissectors (FINS, ADS, SLMP, Fox,
@@ -24,6 +25,89 @@ func vndEmit(out dissect.Sink, p *dissect.Packet, proto string, ip netip.Addr, a
 		Protocol: proto,
 		Peer:     peer,
 	})
+}
+
+// flowState returns f's state of type *T: a new one when f holds none yet
+// (or what Probe left there).
+func flowState[T any](f *flow.Flow) *T {
+	st, ok := f.State.(*T)
+	if !ok {
+		st = new(T)
+		f.State = st
+	}
+	return st
+}
+
+// tcpRecords puts p's segment back in order in s and hands each whole
+// record it completes to rec, in order. Once at least hdr bytes are held,
+// frame tells the length of the record they start (more than held: wait
+// for the rest), or false when they start no record: the boundaries are
+// lost, what is held is dropped, and the next segment is taken to start a
+// record. A record longer than s can hold is handed on as far as it is
+// held (its header is what is read), and what is held is dropped.
+func tcpRecords(s *dissect.Stream, p *dissect.Packet, hdr int, frame func(b []byte) (int, bool), rec func(b []byte)) {
+	s.Push(p.TCPSeq, p.Payload)
+	b := s.Bytes()
+	limit := s.Max
+	if limit <= 0 {
+		limit = dissect.DefaultStreamMax
+	}
+	off := 0
+	for len(b)-off >= hdr {
+		n, ok := frame(b[off:])
+		if !ok {
+			off = len(b)
+			break
+		}
+		if len(b)-off < n {
+			if n > limit {
+				rec(b[off:])
+				off = len(b)
+			}
+			break
+		}
+		rec(b[off : off+n])
+		off += max(n, 1)
+	}
+	s.Consume(off)
+}
+
+// pushSegment puts p's segment back in order in s and returns the bytes
+// held, where the segment's own bytes start among them (a reader that lost
+// the message boundaries retries there: messages most likely start a
+// segment), and the offset to read from: past the *skip bytes still owed
+// of a message too long to hold (skip nil: none). A gap forgets what was
+// held and what was owed.
+func pushSegment(s *dissect.Stream, p *dissect.Packet, skip *int) (b []byte, segStart, off int) {
+	segStart = len(s.Bytes())
+	if s.Push(p.TCPSeq, p.Payload) {
+		segStart = 0
+		if skip != nil {
+			*skip = 0
+		}
+	}
+	b = s.Bytes()
+	segStart = min(segStart, len(b))
+	if skip != nil && *skip > 0 {
+		off = min(*skip, len(b))
+		*skip -= off
+	}
+	return b, segStart, off
+}
+
+// roles returns the server and the client of a message from p's source:
+// a response's sender is the server, a request's the client. The first
+// time on a flow (done false) it emits their roles.
+func roles(out dissect.Sink, p *dissect.Packet, proto string, resp, done bool, server, client string) (srv, cli netip.Addr) {
+	srv, cli = p.DstIP, p.SrcIP
+	if resp {
+		srv, cli = cli, srv
+	}
+	if !done {
+		vndEmit(out, p, proto, srv, dissect.AttrRole, server, netip.Addr{})
+		vndEmit(out, p, proto, cli, dissect.AttrRole, client, netip.Addr{})
+	}
+	return srv, cli
 }
 
 // vndText returns b cleaned (see cleanText) as a valid UTF-8 string, or ""

@@ -1,13 +1,8 @@
 package ot
 
 import (
-	"bufio"
-	"bytes"
-	"errors"
-	"io"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -17,47 +12,14 @@ import (
 	"github.com/passivesensor/sensor/capture"
 	"github.com/passivesensor/sensor/dissect"
 	"github.com/passivesensor/sensor/flow"
+	"github.com/passivesensor/sensor/internal/dissecttest"
 	"github.com/passivesensor/sensor/internal/testcorpus"
 )
 
-// vndTshark is testcorpus.Tshark for captures whose last packet is cut
-// short: tshark reads every whole packet, then exits with status 2.
+// vndTshark is testcorpus.Tshark, which reads captures cut short too.
 func vndTshark(t *testing.T, file, filter string, fields ...string) [][]string {
 	t.Helper()
-	return vndTsharkDecode(t, file, "", filter, fields...)
-}
-
-// vndTsharkDecode is vndTshark with a "decode as" rule
-// ("tcp.port==2001,optommp") for protocols Wireshark has no port for.
-func vndTsharkDecode(t *testing.T, file, decode, filter string, fields ...string) [][]string {
-	t.Helper()
-	testcorpus.NeedTshark(t)
-	args := []string{"-r", file, "-T", "fields", "-E", "separator=/t", "-E", "occurrence=a", "-E", "aggregator=,", "-Y", filter}
-	if decode != "" {
-		args = append(args, "-d", decode)
-	}
-	for _, f := range fields {
-		args = append(args, "-e", f)
-	}
-	var stderr bytes.Buffer
-	cmd := exec.Command("tshark", args...)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	var ee *exec.ExitError
-	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 2 && strings.Contains(stderr.String(), "cut short")) {
-		t.Fatalf("tshark %v: %v\n%s", args, err, stderr.String())
-	}
-	var rows [][]string
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		row := strings.Split(sc.Text(), "\t")
-		for len(row) < len(fields) {
-			row = append(row, "")
-		}
-		rows = append(rows, row)
-	}
-	return rows
+	return testcorpus.Tshark(t, file, filter, fields...)
 }
 
 // Test helpers of the vendor protocol dissectors.
@@ -118,59 +80,19 @@ func vndPkt(f *flow.Flow, dir flow.Dir, seq uint32, payload []byte) *dissect.Pac
 }
 
 // vndFuzz offers b, cut in two, to d's Probe and Handle on f in both
-// directions, and checks the values emitted are bounded.
+// directions, and checks the values emitted are bounded and not empty.
 func vndFuzz(t *testing.T, d dissect.Dissector, f *flow.Flow, b []byte, dir flow.Dir, cut int) {
-	sink := dissect.SinkFunc(func(o dissect.Observation) {
-		if len(o.Value) > 4*maxText+64 {
-			t.Fatalf("unbounded value %q", o.Value)
-		}
+	within := valuesWithin(t, 4*maxText+64)
+	fuzzSegments(t, d, f, b, dir, cut, func(o dissect.Observation) {
+		within(o)
 		if !strings.Contains(o.Attr, ".") && o.Attr != dissect.AttrProtocol && o.Value == "" {
 			t.Fatalf("empty value for %s", o.Attr)
 		}
 	})
-	c := min(cut, len(b))
-	for _, dr := range []flow.Dir{dir & 1, dir&1 ^ 1} {
-		p := vndPkt(f, dr, 0, b[:c])
-		d.Probe(p)
-		d.Handle(p, sink)
-		p = vndPkt(f, dr, uint32(c), b[c:])
-		d.Probe(p)
-		d.Handle(p, sink)
-	}
 }
 
-// vndRunFile is runFile for captures whose last record is cut short (as
-// some public ones are): it reads every whole record, then stops.
-func vndRunFile(t testing.TB, path string, ds ...dissect.Dissector) collect {
-	t.Helper()
-	src, err := capture.OpenFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	var (
-		dec capture.Decoder
-		cp  capture.Packet
-		out collect
-	)
-	tab := flow.NewTable(flow.Config{})
-	reg := dissect.NewRegistry(ds...)
-	for {
-		fr, err := src.Next()
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		if dec.Decode(fr, &cp) != nil && !cp.HasIP() {
-			continue
-		}
-		f, dir := tab.Lookup(&cp)
-		reg.Dispatch(&dissect.Packet{Packet: &cp, Flow: f, Dir: dir}, &out)
-	}
-	return out
-}
+// vndRunFile is runFile, which reads captures cut short too.
+var vndRunFile = runFile
 
 // BenchmarkVendorCorpus runs each vendor protocol's corpus capture,
 // held in memory, through the pipeline's decoder, a flow table and a
@@ -192,22 +114,12 @@ func BenchmarkVendorCorpus(b *testing.B) {
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			frames := vndLoadFrames(b, testcorpus.File(b, c.file))
-			var (
-				dec capture.Decoder
-				cp  capture.Packet
-			)
 			sink := dissect.SinkFunc(func(dissect.Observation) {})
-			tab := flow.NewTable(flow.Config{})
-			reg := dissect.NewRegistry(c.d)
-			dp := dissect.Packet{Packet: &cp}
+			pl := dissecttest.NewPipeline(c.d)
 			b.ReportAllocs()
 			for b.Loop() {
 				for _, fr := range frames {
-					if dec.Decode(fr, &cp) != nil && !cp.HasIP() {
-						continue
-					}
-					dp.Flow, dp.Dir = tab.Lookup(&cp)
-					reg.Dispatch(&dp, sink)
+					pl.Dispatch(fr, sink)
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(frames)), "ns/packet")
@@ -217,20 +129,12 @@ func BenchmarkVendorCorpus(b *testing.B) {
 
 // vndLoadFrames reads every whole frame of path into memory.
 func vndLoadFrames(b *testing.B, path string) []capture.Frame {
-	src, err := capture.OpenFile(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer src.Close()
 	var out []capture.Frame
-	for {
-		fr, err := src.Next()
-		if err != nil {
-			return out
-		}
+	dissecttest.Frames(b, path, func(fr capture.Frame) {
 		fr.Data = slices.Clone(fr.Data)
 		out = append(out, fr)
-	}
+	})
+	return out
 }
 
 // vndCorpusPayloads returns up to max distinct non-empty payloads (L4

@@ -14,19 +14,31 @@ const MaxRecordsPerMessage = 2000
 // Reporter decides which assets an asset report carries: those never
 // reported (new), those whose attributes changed since they were last
 // reported (update), or all (full). It remembers a fingerprint of each
-// asset's reported record; it is not safe for concurrent use.
+// asset's reported record, and only for the assets of the last snapshot it
+// was given: an asset that left the inventory (aged out, evicted) is
+// forgotten, so what it remembers is bounded by the inventory, and an asset
+// removed and seen again (a new record, asset.Asset.Gen) is reported as new.
+// It is not safe for concurrent use.
 type Reporter struct {
 	// Consent allows the protocol-specific raw discovery data (Attrs).
 	Consent  bool
-	reported map[string]uint64
+	reported map[string]reported
+	pass     uint64 // Report calls so far
+}
+
+// reported is what a Reporter remembers of one asset.
+type reported struct {
+	fp   uint64 // fingerprint of the record last reported
+	gen  uint64 // the inventory record it was (asset.Asset.Gen)
+	pass uint64 // the last Report whose snapshot held the asset
 }
 
 // NewReporter returns a reporter that has reported nothing.
 func NewReporter(consent bool) *Reporter {
-	return &Reporter{Consent: consent, reported: map[string]uint64{}}
+	return &Reporter{Consent: consent, reported: map[string]reported{}}
 }
 
-// Reported is the number of assets reported so far.
+// Reported is the number of assets reported and still in the inventory.
 func (r *Reporter) Reported() int { return len(r.reported) }
 
 func (r *Reporter) record(a *asset.Asset, base int64) AssetRecord {
@@ -50,26 +62,53 @@ func fingerprint(rec AssetRecord) uint64 {
 }
 
 // Report returns the asset-report messages for reason (ReportNew,
-// ReportUpdate or ReportFull) over the inventory snapshot, and marks what
-// they carry as reported. No message is returned when nothing qualifies.
+// ReportUpdate or ReportFull) over assets, a snapshot of the whole
+// inventory, and marks what they carry as reported. No message is returned
+// when nothing qualifies.
 func (r *Reporter) Report(reason ReportReason, assets []asset.Asset, base int64) []Message {
+	return r.report(reason, assets, base, time.Time{})
+}
+
+// ReportYoung returns an update report of the assets first seen at or after
+// since that were reported and changed since: what a device tells in its
+// first minutes (the answers to its first connections, a DHCP renewal)
+// reaches the cloud at the pace of new assets rather than of updates.
+func (r *Reporter) ReportYoung(assets []asset.Asset, base int64, since time.Time) []Message {
+	return r.report(ReportUpdate, assets, base, since)
+}
+
+// report is Report, limited to assets first seen at or after young when
+// that is set.
+func (r *Reporter) report(reason ReportReason, assets []asset.Asset, base int64, young time.Time) []Message {
+	r.pass++
 	var recs []AssetRecord
 	for i := range assets {
-		rec := r.record(&assets[i], base)
-		fp := fingerprint(rec)
-		old, seen := r.reported[assets[i].ID]
-		switch reason {
-		case ReportNew:
-			if seen {
-				continue
-			}
-		case ReportUpdate:
-			if !seen || old == fp {
-				continue
-			}
+		a := &assets[i]
+		old, known := r.reported[a.ID]
+		if known {
+			old.pass = r.pass
+			r.reported[a.ID] = old
 		}
-		r.reported[assets[i].ID] = fp
+		seen := known && old.gen == a.Gen // not a new record under the same ID
+		if seen && reason == ReportNew || !seen && reason == ReportUpdate {
+			continue
+		}
+		if !young.IsZero() && a.FirstSeen.Before(young) {
+			continue
+		}
+		rec := r.record(a, base)
+		fp := fingerprint(rec)
+		if reason == ReportUpdate && old.fp == fp {
+			continue
+		}
+		r.reported[a.ID] = reported{fp: fp, gen: a.Gen, pass: r.pass}
 		recs = append(recs, rec)
+	}
+	// Forget the assets the inventory no longer holds.
+	for id, e := range r.reported {
+		if e.pass != r.pass {
+			delete(r.reported, id)
+		}
 	}
 	var out []Message
 	for len(recs) > 0 {

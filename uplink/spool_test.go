@@ -376,6 +376,11 @@ func TestSpoolOverflowDropsOldest(t *testing.T) {
 
 const childEnv = "UPLINK_SPOOL_CHILD_DIR"
 
+// killSegments is far more than ten rounds of the child writer fill on a
+// fast machine (about 400 MB of 4 KiB segments), so the oldest-first bound
+// never drops a record TestSpoolKillWriter expects to find.
+const killSegments = 100_000
+
 // TestSpoolChildWriter is the child of TestSpoolKillWriter: it appends
 // numbered records forever.
 func TestSpoolChildWriter(t *testing.T) {
@@ -386,7 +391,7 @@ func TestSpoolChildWriter(t *testing.T) {
 	start, _ := strconv.ParseUint(os.Getenv(childEnv+"_START"), 10, 64)
 	// Write each record in two system calls, so a kill can tear one.
 	splitWrites = true
-	s, err := Open(dir, Options{SegmentSize: 4096, MaxSegments: 1000, Sync: SyncBatch})
+	s, err := Open(dir, Options{SegmentSize: 4096, MaxSegments: killSegments, Sync: SyncBatch})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -409,7 +414,7 @@ func TestSpoolKillWriter(t *testing.T) {
 		t.Skip("child")
 	}
 	dir := t.TempDir()
-	o := Options{SegmentSize: 4096, MaxSegments: 1000}
+	o := Options{SegmentSize: 4096, MaxSegments: killSegments}
 	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
 	next := uint64(0)
 	for round := 0; round < 10; round++ {

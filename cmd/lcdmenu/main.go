@@ -11,6 +11,9 @@
 //
 // With -sim the real periph LCD driver runs against an emulated I2C bus,
 // PCF8574 and HD44780, so what the terminal shows is what the glass would.
+// A board profile with a panel port (a virtual machine) has the same
+// driver's I2C transactions and the buttons' levels carried over a
+// virtio-serial port to a panel emulated on the VM's host.
 package main
 
 import (
@@ -85,6 +88,9 @@ func runPanel(m *menu.Menu, prof board.Profile, lightIdle, idle time.Duration) e
 	if prof.LCD == nil {
 		return fmt.Errorf("board %s has no LCD", prof.Name)
 	}
+	if prof.PanelPort != "" {
+		return runLinkedPanel(m, prof, lightIdle, idle)
+	}
 	n, err := strconv.Atoi(prof.LCD.Bus)
 	if err != nil {
 		return fmt.Errorf("board %s: I2C bus %q is not a number", prof.Name, prof.LCD.Bus)
@@ -107,4 +113,25 @@ func runPanel(m *menu.Menu, prof board.Profile, lightIdle, idle time.Duration) e
 	u := newUI(lcd, m)
 	u.BacklightIdle, u.LogoutIdle = lightIdle, idle
 	return u.run(buttons.Presses())
+}
+
+// runLinkedPanel drives a panel emulated on a virtual machine's host over
+// the profile's virtio-serial port: the same LCD driver and menu, the I2C
+// bus and the buttons carried by the port.
+func runLinkedPanel(m *menu.Menu, prof board.Profile, lightIdle, idle time.Duration) error {
+	port, err := hw.OpenVirtioPort(prof.PanelPort)
+	if err != nil {
+		return fmt.Errorf("board %s: %w", prof.Name, err)
+	}
+	link := hw.NewPanelLink(port, hw.DefaultTiming)
+	defer link.Close()
+	lcd, err := hw.NewLCD(link, prof.LCD.Addr, prof.LCD.Cols, prof.LCD.Rows)
+	if err != nil {
+		return err
+	}
+	defer lcd.Close()
+	slog.Info("lcdmenu: front panel over virtio-serial port", "board", prof.Name, "port", prof.PanelPort)
+	u := newUI(lcd, m)
+	u.BacklightIdle, u.LogoutIdle = lightIdle, idle
+	return u.run(link.Presses())
 }

@@ -22,14 +22,15 @@ import (
 // it on the slot's kernel command line).
 var Version = slotVersion("/proc/cmdline", "dev")
 
-// boardName is the board profile the sensor registers with, so that the
-// cloud can order updates per board; "" off the appliance.
+// boardName is the board the sensor registers with: the board its image
+// and updates are built for, so that the cloud can order updates per
+// board; "" off the appliance.
 func boardName() string {
 	p, err := board.Detect()
 	if err != nil {
 		return ""
 	}
-	return p.Name
+	return p.Image
 }
 
 // slotVersion reads the slot's version from the kernel command line file,
@@ -73,7 +74,17 @@ type cloud struct {
 	lastNew    time.Time
 	lastUpd    time.Time
 	lastHB     time.Time
+	idGen      uint64    // the inventory's IdentityGen at the last look
+	newSince   time.Time // when an asset may have appeared since the last new-asset report
 }
+
+// NewAssetSettle is how long after a device first shows up its new-asset
+// report waits: long enough for what its first exchanges tell (ARP, DHCP,
+// the answers to its first connections) to be in its first record, and for
+// a burst of discoveries to share one batch; short enough that a site sees
+// a new device within a minute. The configured new-assets interval stays
+// the bound: a device is never reported later than that.
+const NewAssetSettle = 15 * time.Second
 
 func newCloud(s *Sensor, ifaces []string) *cloud {
 	now := time.Now()
@@ -253,12 +264,22 @@ func (c *cloud) onReport(r Report, start, end time.Time) {
 
 // tick sends what is due: heartbeat, new assets, changed assets, and the
 // asset-reporting-stopped event when no frame arrived for an update
-// interval.
+// interval. New assets go out NewAssetSettle after the first of them
+// appeared, and at the latest every new-assets interval.
 func (c *cloud) tick(now time.Time) {
 	iv := c.agent.Config().Intervals.WithDefaults(uplink.DefaultIntervals())
 	rep, fresh := c.reporter()
 	hbDue := now.Sub(c.lastHB) >= iv.Heartbeat
-	newDue := fresh || now.Sub(c.lastNew) >= iv.NewAssets
+	// Read before the snapshot below, so that an asset that appears after
+	// the snapshot moves the generation past what is kept here.
+	if g := c.s.Inv.IdentityGen(); g != c.idGen {
+		c.idGen = g
+		if c.newSince.IsZero() {
+			c.newSince = now
+		}
+	}
+	settled := !c.newSince.IsZero() && now.Sub(c.newSince) >= min(NewAssetSettle, iv.NewAssets)
+	newDue := fresh || settled || now.Sub(c.lastNew) >= iv.NewAssets
 	updDue := now.Sub(c.lastUpd) >= iv.Updates
 	if !hbDue && !newDue && !updDue {
 		return
@@ -279,11 +300,16 @@ func (c *cloud) tick(now time.Time) {
 		switch {
 		case fresh:
 			msgs = append(msgs, rep.Report(uplink.ReportFull, assets, base)...)
-			c.lastNew, c.lastUpd = now, now
+			c.lastNew, c.lastUpd, c.newSince = now, now, time.Time{}
 		default:
 			if newDue {
 				msgs = append(msgs, rep.Report(uplink.ReportNew, assets, base)...)
-				c.lastNew = now
+				if !updDue {
+					// What devices told after their first report, in
+					// their first two new-asset intervals, goes too.
+					msgs = append(msgs, rep.ReportYoung(assets, base, now.Add(-2*iv.NewAssets))...)
+				}
+				c.lastNew, c.newSince = now, time.Time{}
 			}
 			if updDue {
 				msgs = append(msgs, rep.Report(uplink.ReportUpdate, assets, base)...)

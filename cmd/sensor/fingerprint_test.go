@@ -24,17 +24,8 @@ func fpAll() asset.Classes {
 
 func fpRun(t testing.TB, path string, c asset.Classes) map[netip.Addr]asset.Asset {
 	t.Helper()
-	src, err := capture.OpenFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	s := New(c)
-	if err := s.RunFile(src); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
 	out := map[netip.Addr]asset.Asset{}
-	for _, a := range s.Report().Assets {
+	for _, a := range runFileWith(t, path, c).Assets {
 		for _, ip := range a.IPs {
 			out[ip] = a
 		}

@@ -78,7 +78,15 @@ func buildSensor(t *testing.T) string {
 func TestLiveSameAsOffline(t *testing.T) {
 	file := testcorpus.File(t, "ICS-Pcaps__COTP__cotp.pcap")
 	offline := runFile(t, file)
-	want := pairs(offline)
+	liveReplay(t, file, pairs(offline), offline.Stats.Frames)
+}
+
+// liveReplay replays file into a live sensor (run with args), once on
+// AF_PACKET rings with two workers and once on a raw socket, and compares
+// what it reports with what an offline run says: all frames of the file
+// captured (or counted as dropped), the (IP, MAC) pairs want, nothing
+// transmitted.
+func liveReplay(t *testing.T, file string, want map[string]bool, frames uint64, args ...string) {
 	bin := buildSensor(t)
 	for _, mode := range []struct {
 		name string
@@ -90,8 +98,8 @@ func TestLiveSameAsOffline(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			l := newLiveLab(t, mode.name[:2])
 			txBefore := l.txPackets(t)
-			args := append([]string{"netns", "exec", l.sniffNS, bin, "-i", l.sniffIf, "-json", "-interval", "1h"}, mode.args...)
-			cmd := exec.Command("ip", args...)
+			argv := append([]string{"netns", "exec", l.sniffNS, bin, "-i", l.sniffIf, "-json", "-interval", "1h"}, mode.args...)
+			cmd := exec.Command("ip", append(argv, args...)...)
 			stdout, _ := cmd.StdoutPipe()
 			stderr, _ := cmd.StderrPipe()
 			if err := cmd.Start(); err != nil {
@@ -119,13 +127,13 @@ func TestLiveSameAsOffline(t *testing.T) {
 			l.waitSendReady(t)
 			rx0 := counter(t, l.sniffNS, l.sniffIf, "rx_packets")
 			sh(t, "ip", "netns", "exec", l.sendNS, "tcpreplay", "-q", "-i", l.sendIf, "--mbps", "10", file)
-			if rx := counter(t, l.sniffNS, l.sniffIf, "rx_packets") - rx0; rx != offline.Stats.Frames {
-				t.Fatalf("the sniffing end received %d frames of the %d replayed", rx, offline.Stats.Frames)
+			if rx := counter(t, l.sniffNS, l.sniffIf, "rx_packets") - rx0; rx != frames {
+				t.Fatalf("the sniffing end received %d frames of the %d replayed", rx, frames)
 			}
 			// The sensor reads what the kernel queued before it stops.
 			cmd.Process.Signal(syscall.SIGTERM)
 			gotPairs := map[string]bool{}
-			var frames, drops uint64
+			var got, drops uint64
 			sc := bufio.NewScanner(stdout)
 			sc.Buffer(make([]byte, 1<<20), 1<<20)
 			for sc.Scan() {
@@ -154,21 +162,21 @@ func TestLiveSameAsOffline(t *testing.T) {
 						gotPairs[ip+" "+line.MAC] = true
 					}
 				case "stats":
-					frames, drops = line.Frames, line.Drops
+					got, drops = line.Frames, line.Drops
 				}
 			}
 			if err := cmd.Wait(); err != nil {
 				t.Fatalf("sensor: %v", err)
 			}
 			switch {
-			case frames+drops != offline.Stats.Frames:
+			case got+drops != frames:
 				t.Errorf("captured %d frames live and counted %d kernel drops, the file holds %d: frames lost without a count",
-					frames, drops, offline.Stats.Frames)
+					got, drops, frames)
 			case drops > 0:
-				t.Errorf("captured %d frames live, the file holds %d: the kernel dropped %d (counted)", frames, offline.Stats.Frames, drops)
+				t.Errorf("captured %d frames live, the file holds %d: the kernel dropped %d (counted)", got, frames, drops)
 			}
 			if d := diff(want, gotPairs); d != "" {
-				t.Errorf("live (IP, MAC) pairs differ from the offline run (%d frames captured):\n%s", frames, d)
+				t.Errorf("live (IP, MAC) pairs differ from the offline run (%d frames captured):\n%s", got, d)
 			}
 			if after := l.txPackets(t); after != txBefore {
 				t.Errorf("sniffing interface transmitted %d packets during the capture", after-txBefore)

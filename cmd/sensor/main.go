@@ -26,6 +26,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -47,7 +48,7 @@ func main() {
 		raw      = flag.Bool("raw", false, "live capture: use a plain raw socket (one frame per syscall) instead of AF_PACKET rings; for the smallest boxes")
 		config   = flag.String("config", "", "operator's IP classes as a JSON `file` (default: RFC 1918 ranges inventoried)")
 		jsonOut  = flag.Bool("json", false, "print one JSON object per line instead of tables")
-		interval = flag.Duration("interval", 5*time.Minute, "live capture: print the inventory and traffic every `interval`")
+		interval = flag.Duration("interval", 5*time.Minute, "live capture without the cloud: print the inventory and traffic every `interval` (with the cloud its configuration sets the reporting intervals)")
 		cloudURL = flag.String("cloud", "", "report to the cloud at this https `URL` (the settings file's cloud URL wins when set)")
 		caFile   = flag.String("ca", "", "trust this PEM `file` of CA certificates for the cloud, besides the system's")
 		stateDir = flag.String("state", "", "state `directory`: settings.json, status.json, registration, spool, cloud configuration (default /perm/sensor with -cloud)")
@@ -139,16 +140,40 @@ func run(file, ifaces string, workers int, raw bool, config string, jsonOut bool
 		return err
 	}
 	defer src.Close()
-	if err := s.RunFile(src); err != nil {
-		return fmt.Errorf("reading %s: %w", name, err)
-	}
+	// A record that cannot be read ends the file, not the run: what was read
+	// before it is reported. A capture cut short (the capturing process was
+	// stopped, the disk filled) is common and only warned about; a corrupt
+	// record is an error once the report is out.
+	readErr := readFile(s, src, name, os.Stderr)
 	if cl != nil {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		return cl.uploadFile(ctx, s.Report(), up.timeout)
+		if err := cl.uploadFile(ctx, s.Report(), up.timeout); err != nil {
+			return err
+		}
+		return readErr
 	}
 	out.Print(s.Report())
-	return nil
+	return readErr
+}
+
+// readFile runs the capture src, called name, through s. A last record cut
+// short gets a warning on warn and no error; any other error that ended the
+// file is returned, the frames before it having been read all the same.
+func readFile(s *Sensor, src capture.Source, name string, warn io.Writer) error {
+	err := s.RunFile(src)
+	var rerr *capture.RecordError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &rerr) && rerr.Truncated():
+		fmt.Fprintf(warn, "sensor: warning: %s: record %d is cut short (the file ends inside it); the %d records before it are reported\n",
+			name, rerr.Record, rerr.Record-1)
+		return nil
+	case errors.As(err, &rerr):
+		return fmt.Errorf("reading %s: record %d: %w; the %d records before it are reported", name, rerr.Record, rerr.Err, rerr.Record-1)
+	}
+	return fmt.Errorf("reading %s: %w", name, err)
 }
 
 // openFile opens the named capture, or the built-in plant capture.

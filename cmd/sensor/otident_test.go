@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/passivesensor/sensor/asset"
-	"github.com/passivesensor/sensor/capture"
 	"github.com/passivesensor/sensor/internal/testcorpus"
 )
 
@@ -23,17 +22,8 @@ func otJSONAssets(t *testing.T, path string, extra ...string) map[string]jsonAss
 	for _, p := range extra {
 		classes.Inventoried = append(classes.Inventoried, asset.Range{Prefix: netip.MustParsePrefix(p), Addressing: asset.AddressingStatic})
 	}
-	src, err := capture.OpenFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	s := New(classes)
-	if err := s.RunFile(src); err != nil {
-		t.Fatal(err)
-	}
 	var buf bytes.Buffer
-	Printer{W: &buf, JSON: true}.Print(s.Report())
+	Printer{W: &buf, JSON: true}.Print(runFileWith(t, path, classes))
 	out := map[string]jsonAsset{}
 	sc := bufio.NewScanner(&buf)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)

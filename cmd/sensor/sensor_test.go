@@ -2,29 +2,38 @@ package main
 
 import (
 	"encoding/binary"
+	"github.com/passivesensor/sensor/internal/dissecttest"
 	"github.com/passivesensor/sensor/internal/testcorpus"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/passivesensor/sensor/asset"
 	"github.com/passivesensor/sensor/capture"
 )
 
+// runFile runs the capture at path through a sensor with the default
+// classes and returns its report.
 func runFile(t testing.TB, path string) Report {
+	t.Helper()
+	return runFileWith(t, path, asset.DefaultClasses())
+}
+
+// runFileWith is runFile with the operator's classes c.
+func runFileWith(t testing.TB, path string, c asset.Classes) Report {
 	t.Helper()
 	src, err := capture.OpenFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	s := New(asset.DefaultClasses())
+	s := New(c)
 	if err := s.RunFile(src); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
@@ -302,38 +311,17 @@ func hasPort(a asset.Asset, p uint16) bool {
 
 // wrap rewrites an Ethernet capture with each frame encapsulated by enc.
 func wrap(t testing.TB, in string, enc func(frame []byte) []byte) string {
-	f, err := os.Open(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.LinkType() != layers.LinkTypeEthernet {
-		t.Fatalf("%s is not Ethernet", in)
-	}
-	out := filepath.Join(t.TempDir(), "wrapped.pcap")
-	o, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer o.Close()
-	w := pcapgo.NewWriter(o)
-	w.WriteFileHeader(65535, layers.LinkTypeEthernet)
-	for {
-		data, ci, err := r.ReadPacketData()
-		if err != nil {
-			break
+	var out []capture.Frame
+	dissecttest.Frames(t, in, func(fr capture.Frame) {
+		if fr.LinkType != capture.LinkEthernet {
+			t.Fatalf("%s is not Ethernet", in)
 		}
-		d := enc(data)
-		ci.CaptureLength, ci.Length = len(d), len(d)+ci.Length-len(data)
-		if err := w.WritePacket(ci, d); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
+		d := enc(slices.Clone(fr.Data))
+		fr.WireLen += len(d) - len(fr.Data)
+		fr.Data = d
+		out = append(out, fr)
+	})
+	return dissecttest.WritePcap(t, out)
 }
 
 func vlan(frame []byte, tpids ...uint16) []byte {

@@ -117,7 +117,7 @@ func run(log *slog.Logger, c config) error {
 	if err := mountSystem(layout); err != nil {
 		return err
 	}
-	boot, booted, running, err := bootControl(log, prof.Name, layout)
+	boot, booted, running, err := bootControl(log, prof.Image, layout)
 	if err != nil {
 		return err
 	}
@@ -132,7 +132,7 @@ func run(log *slog.Logger, c config) error {
 	go func() {
 		for s := range steps {
 			for wait := 2 * time.Second; ; wait = min(2*wait, time.Minute) {
-				_, reportURL := cloudURLs(c, prof.Name, running)
+				_, reportURL := cloudURLs(c, prof.Image, running)
 				if reportURL == "" || report(ctx, client, reportURL, running, s) == nil || ctx.Err() != nil {
 					break
 				}
@@ -148,7 +148,7 @@ func run(log *slog.Logger, c config) error {
 	client.Transport = &bearer{base: client.Transport, regFile: filepath.Join(c.settingsDir, registrationFile),
 		cloud: func() string { return cloudBase(c) }}
 	in := &update.Installer{
-		Key: pub, Board: prof.Name, Running: running, Boot: boot, ESP: update.DirFS{Dir: espMount},
+		Key: pub, Board: prof.Image, Running: running, Boot: boot, ESP: update.DirFS{Dir: espMount},
 		Root: func(s update.Slot) (update.Device, error) {
 			return openDevice(layout.RootDev(s))
 		},
@@ -185,7 +185,7 @@ func run(log *slog.Logger, c config) error {
 	for {
 		wait := c.interval
 		var m *update.Manifest
-		if manifestURL, _ := cloudURLs(c, prof.Name, running); manifestURL == "" {
+		if manifestURL, _ := cloudURLs(c, prof.Image, running); manifestURL == "" {
 			log.Debug("no cloud URL in the settings yet")
 			wait = min(retry, c.interval)
 		} else if mm, after, err := fetchManifest(ctx, client, manifestURL); err != nil {
@@ -284,13 +284,13 @@ func mountSystem(l update.Layout) error {
 	return nil
 }
 
-// bootControl is the board's boot control, the slot this boot came from
-// and the version it holds: the Raspberry Pi's tryboot, else systemd-boot's
-// entries and EFI variables.
-func bootControl(log *slog.Logger, boardName string, layout update.Layout) (update.BootControl, update.Slot, string, error) {
+// bootControl is the boot control of the image's board, the slot this boot
+// came from and the version it holds: the Raspberry Pi's tryboot, else
+// systemd-boot's entries and EFI variables.
+func bootControl(log *slog.Logger, image string, layout update.Layout) (update.BootControl, update.Slot, string, error) {
 	uuid := strings.ToLower(layout.BootUUID)
 	esp := update.DirFS{Dir: espMount}
-	if boardName == "rpi4" {
+	if image == "rpi4" {
 		b, err := os.ReadFile(filepath.Join(espMount, layout.Booted.String(), update.PiCmdline))
 		if err != nil {
 			return nil, 0, "", fmt.Errorf("the running slot's kernel command line: %w", err)
