@@ -14,7 +14,10 @@ TEST_TOOLS := \
 	dnsmasq:dnsmasq \
 	tinyproxy:tinyproxy \
 	tmux:tmux \
-	sgdisk:gdisk
+	sgdisk:gdisk \
+	mcopy:mtools \
+	mkfs.vfat:dosfstools \
+	mkfs.ext4:e2fsprogs
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all build test demo demo-data bench bench-compare fuzz deps vet

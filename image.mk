@@ -18,7 +18,10 @@ IMAGE       ?= $(OUT)/$(BOARD).img
 # boot and two root partitions plus 100 MiB of /perm. 2 GiB gives /perm
 # about 944 MiB. The file is sparse: it takes ~100 MiB on disk.
 IMAGE_BYTES ?= 2147483648
-GOK         := $(GO) tool gok --parent_dir $(CURDIR)/gokrazy -i $(BOARD)
+# The gokrazy instances (one directory per board); make e2e-update points
+# it at derived instances to build its deliberately broken releases.
+GOKRAZY_DIR ?= $(CURDIR)/gokrazy
+GOK         := $(GO) tool gok --parent_dir $(GOKRAZY_DIR) -i $(BOARD)
 IMAGE_APT   := e2fsprogs qemu-system-arm qemu-efi-aarch64
 # The release key: the image trusts its public half (/etc/sensor/release.pub)
 # and make release signs with it. Default: a development key made on first use.
@@ -36,12 +39,11 @@ image-deps:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(IMAGE_APT); \
 	fi
 
-# image writes a full disk image. For EFI boards (arm64) it lays the disk
-# out itself (cmd/release disk) so that each A/B slot can have its own
-# kernel: a 300 MiB boot partition with systemd-boot and slot A's kernel and
-# entry, root A (gok's squashfs), root B, and /perm formatted as ext4. For
-# the Raspberry Pi the disk is gok's own (--full), /perm formatted at the
-# offset gok reports.
+# image writes a full disk image, laid out by cmd/release disk so that each
+# A/B slot has its own boot files: a 300 MiB boot partition with slot A's
+# files in a/ (arm64: systemd-boot, slot A's kernel and entry; rpi4: the
+# firmware, config.txt and tryboot.txt naming a/, and a hybrid MBR for the
+# firmware), root A (gok's squashfs), root B, and /perm formatted as ext4.
 IMAGE_VERSION ?= $(VERSION)
 image: image-deps
 	@test -f gokrazy/$(BOARD)/config.json || { echo "no gokrazy instance config gokrazy/$(BOARD)/config.json"; exit 1; }
@@ -49,24 +51,13 @@ image: image-deps
 	rm -f $(IMAGE)
 	@mkdir -p $(OUT)
 	@test -f $(RELEASE_KEY) || { echo "no RELEASE_KEY: making a development key $(RELEASE_KEY)"; $(GO) run ./cmd/release keygen -o $(RELEASE_KEY) >/dev/null; }
-	$(GO) run ./cmd/release pub -key $(RELEASE_KEY) > gokrazy/$(BOARD)/release.pub
-ifeq ($(BOARD),arm64)
+	$(GO) run ./cmd/release pub -key $(RELEASE_KEY) > $(GOKRAZY_DIR)/$(BOARD)/release.pub
 	@for c in sgdisk mkfs.vfat mcopy; do command -v $$c >/dev/null || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q gdisk dosfstools mtools; break; }; done
 	$(GOK) overwrite --boot $(IMAGE).boot.fat --root $(IMAGE).root.squashfs > $(IMAGE).log 2>&1 || \
 		{ cat $(IMAGE).log; echo "gok failed: see $(IMAGE).log"; exit 1; }
-	$(GO) run ./cmd/release disk -boot $(IMAGE).boot.fat -root $(IMAGE).root.squashfs -version $(IMAGE_VERSION) \
+	$(GO) run ./cmd/release disk -board $(BOARD) -boot $(IMAGE).boot.fat -root $(IMAGE).root.squashfs -version $(IMAGE_VERSION) \
 		-size $(IMAGE_BYTES) -o $(IMAGE)
 	rm -f $(IMAGE).boot.fat
-else
-	$(GOK) overwrite --full $(IMAGE) --target_storage_bytes=$(IMAGE_BYTES) > $(IMAGE).log 2>&1 || \
-		{ cat $(IMAGE).log; echo "gok failed: see $(IMAGE).log"; exit 1; }
-	@grep -v "^\s*$$" $(IMAGE).log | tail -n 25
-	@line=$$(grep -o 'mkfs.ext4 -F -E offset=[0-9]* [^ ]* [0-9]*' $(IMAGE).log | tail -1); \
-	if [ -z "$$line" ]; then echo "gok did not report where /perm starts (see $(IMAGE).log)"; exit 1; fi; \
-	set -- $$line; off=$${4#offset=}; kb=$$6; \
-	echo "formatting /perm: ext4 at byte $$off, $$kb KiB"; \
-	mkfs.ext4 -q -F -L perm -E offset=$$off $(IMAGE) $${kb}k
-endif
 	@ls -ls $(IMAGE)
 
 # boot-smoke boots the image under qemu-system-aarch64 (virt, cortex-a57,
@@ -96,28 +87,52 @@ e2e-smoke: image
 # system and the kernel (taken from the boot file system gok writes), signed
 # with RELEASE_KEY into $(OUT)/release/. Without RELEASE_KEY a development
 # key is made in $(OUT)/release-dev.key: sensors built with the real public
-# key refuse what it signs.
+# key refuse what it signs. FLOOR signs a version floor (sensors that
+# install it never go below it again); DOWNGRADE=1 orders a downgrade.
 RELEASE_URL ?= https://updates.invalid/sensor/
+FLOOR       ?=
+DOWNGRADE   ?=
 BOARD_PROFILE_arm64 := arm64-efi
 BOARD_PROFILE_rpi4  := rpi4
+# The boot files each slot carries (mtools patterns on gok's boot file
+# system): the kernel; on the Raspberry Pi also the device trees of the Pi 4
+# family and the firmware that config.txt's start_file and fixup_file name.
+RELEASE_BOOT_arm64 := vmlinuz
+RELEASE_BOOT_rpi4  := vmlinuz start4.elf fixup4.dat bcm2711-*.dtb
 
 .PHONY: release
 release:
 	@command -v mcopy >/dev/null || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q mtools; }
 	@mkdir -p $(OUT)/release/$(BOARD)
 	@test -f $(RELEASE_KEY) || { echo "no RELEASE_KEY: making a development key $(RELEASE_KEY)"; $(GO) run ./cmd/release keygen -o $(RELEASE_KEY); }
+	$(GO) run ./cmd/release pub -key $(RELEASE_KEY) > $(GOKRAZY_DIR)/$(BOARD)/release.pub
 	$(GOK) overwrite --root $(OUT)/release/$(BOARD)/root.squashfs --boot $(OUT)/release/$(BOARD)/boot.fat > $(OUT)/release/$(BOARD)/gok.log 2>&1 || \
 		{ cat $(OUT)/release/$(BOARD)/gok.log; exit 1; }
-	mcopy -o -i $(OUT)/release/$(BOARD)/boot.fat ::vmlinuz $(OUT)/release/$(BOARD)/vmlinuz
+	rm -rf $(OUT)/release/$(BOARD)/boot && mkdir -p $(OUT)/release/$(BOARD)/boot
+	for f in $(RELEASE_BOOT_$(BOARD)); do mcopy -n -i $(OUT)/release/$(BOARD)/boot.fat "::$$f" $(OUT)/release/$(BOARD)/boot/ || exit 1; done
 	$(GO) run ./cmd/release sign -key $(RELEASE_KEY) -board $(BOARD_PROFILE_$(BOARD)) -version $(VERSION) \
-		-root $(OUT)/release/$(BOARD)/root.squashfs -boot vmlinuz=$(OUT)/release/$(BOARD)/vmlinuz \
-		-url $(RELEASE_URL) -o $(OUT)/release
+		-root $(OUT)/release/$(BOARD)/root.squashfs \
+		$$(for f in $(OUT)/release/$(BOARD)/boot/*; do printf -- '-boot %s=%s ' "$${f##*/}" "$$f"; done) \
+		-url $(RELEASE_URL) $(if $(FLOOR),-floor $(FLOOR)) $(if $(DOWNGRADE),-downgrade) -o $(OUT)/release
 
-# e2e-update builds an image at 1.0.0 and an update to 1.1.0 signed with the
-# same key, boots the image in qemu and lets the cloud (the test) order the
-# update, a broken update and a forged one.
+# e2e-update builds an image at 1.0.0, a good update to 1.1.0 (signed floor
+# 1.1.0) and two releases broken as real ones break, from derived gokrazy
+# instances: 1.2.1 whose sensor exits at start (its command line names a
+# classes file the release does not ship) and 1.2.2 that hangs the box
+# (e2e/hang). All are signed with the same key. The test (e2e/update_test.go)
+# runs the real collector, which orders them, tinyproxy on the host as the
+# site's proxy, and the image in qemu with an i6300esb watchdog; it kills
+# qemu during an install and during a trial boot. Not part of make test.
+E2E_UPDATE_APT := tinyproxy:tinyproxy debugfs:e2fsprogs mcopy:mtools
+VARIANTS := $(OUT)/variants
 .PHONY: e2e-update
 e2e-update: image-deps
+	@for p in $(E2E_UPDATE_APT); do command -v $${p%%:*} >/dev/null || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $${p#*:}; }; done
 	$(MAKE) image BOARD=arm64 IMAGE=$(OUT)/arm64.img IMAGE_VERSION=1.0.0
-	$(MAKE) release BOARD=arm64 VERSION=1.1.0
-	$(GO) test -tags e2e -count=1 -v -timeout 30m ./e2e -run TestUpdate -image $(abspath $(OUT)/arm64.img)
+	$(MAKE) release BOARD=arm64 VERSION=1.1.0 FLOOR=1.1.0
+	$(GO) run ./e2e/variant -from gokrazy/arm64 -o $(VARIANTS)/sensor-exits/arm64 \
+		-flags 'github.com/passivesensor/sensor/cmd/sensor=-config /etc/sensor/classes.json'
+	$(MAKE) release BOARD=arm64 VERSION=1.2.1 GOKRAZY_DIR=$(CURDIR)/$(VARIANTS)/sensor-exits
+	$(GO) run ./e2e/variant -from gokrazy/arm64 -o $(VARIANTS)/hang/arm64 -add github.com/passivesensor/sensor/e2e/hang
+	$(MAKE) release BOARD=arm64 VERSION=1.2.2 GOKRAZY_DIR=$(CURDIR)/$(VARIANTS)/hang
+	$(GO) test -tags e2e -count=1 -v -timeout 60m ./e2e -run TestUpdate -image $(abspath $(OUT)/arm64.img)

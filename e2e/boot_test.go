@@ -125,6 +125,11 @@ type bootOpts struct {
 	// panel connects a virtio-serial port named sensor.panel (the board
 	// profile qemu-panel's front panel) to the unix socket vm.panelSock.
 	panel bool
+	// vars is the firmware's variable store to use instead of a fresh
+	// copy: the box's NVRAM, kept across qemu runs.
+	vars string
+	// extra are further qemu arguments.
+	extra []string
 }
 
 func bootWith(t *testing.T, img string, o bootOpts) *vm {
@@ -137,6 +142,9 @@ func bootWith(t *testing.T, img string, o bootOpts) *vm {
 	}
 	if err := os.WriteFile(vars, b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+	if o.vars != "" {
+		vars = o.vars
 	}
 	port := freePort(t)
 	v := &vm{
@@ -172,6 +180,7 @@ func bootWith(t *testing.T, img string, o bootOpts) *vm {
 		args = append(args, "-chardev", "socket,id=panel,server=on,wait=off,path="+v.panelSock,
 			"-device", "virtserialport,chardev=panel,name=sensor.panel")
 	}
+	args = append(args, o.extra...)
 	v.cmd = exec.Command("qemu-system-aarch64", args...)
 	var stderr syncBuffer
 	v.cmd.Stdout = &stderr

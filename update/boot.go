@@ -155,10 +155,44 @@ func slotOfEntry(v string) (Slot, bool) {
 	return 0, false
 }
 
-// Entry returns the text of slot s's boot entry.
+// Entry returns the text of slot s's boot entry. Its kernel command line
+// names the slot's root and the version installed there (VersionParam).
 func (b *SystemdBoot) Entry(s Slot, version, kernel string) string {
-	return fmt.Sprintf("title Sensor %s (slot %s)\nversion %s\nlinux /%s\noptions %s root=PARTUUID=%s/PARTNROFF=%d\n",
-		version, s, version, KernelPath(s, kernel), strings.TrimSpace(b.Options), b.PartUUID, s.PartOffset())
+	return fmt.Sprintf("title Sensor %s (slot %s)\nversion %s\nlinux /%s\noptions %s\n",
+		version, s, version, KernelPath(s, kernel), slotOptions(b.Options, b.PartUUID, s, version))
+}
+
+// VersionParam is the kernel command line parameter that tells every
+// program of a slot which version the slot holds: the version of the
+// signed manifest it was installed from. The kernel ignores it (it has a
+// dot, as module parameters do, and no module of that name exists).
+const VersionParam = "sensor.version"
+
+// slotOptions is a slot's kernel command line: the common options with
+// any root= and version parameter dropped, then the slot's own.
+func slotOptions(options, partUUID string, s Slot, version string) string {
+	var keep []string
+	for _, f := range strings.Fields(options) {
+		if !strings.HasPrefix(f, "root=") && !strings.HasPrefix(f, VersionParam+"=") {
+			keep = append(keep, f)
+		}
+	}
+	keep = append(keep, fmt.Sprintf("root=PARTUUID=%s/PARTNROFF=%d", partUUID, s.PartOffset()))
+	if version != "" {
+		keep = append(keep, VersionParam+"="+version)
+	}
+	return strings.Join(keep, " ")
+}
+
+// SlotVersion reads VersionParam from a kernel command line (the contents
+// of /proc/cmdline); "" when it is absent.
+func SlotVersion(cmdline string) string {
+	for _, f := range strings.Fields(cmdline) {
+		if v, ok := strings.CutPrefix(f, VersionParam+"="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // WriteEntry writes slot s's entry file.

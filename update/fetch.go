@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Fetcher downloads an artefact into a staging directory on /perm and
@@ -25,15 +26,24 @@ type Fetcher struct {
 	Dir string
 	// Progress, when set, is told the bytes held after each chunk.
 	Progress func(done, total int64)
+	// Stall gives up a download that receives nothing for this long
+	// (default DefaultStall), so that a dead connection is retried
+	// instead of waited on forever.
+	Stall time.Duration
 }
+
+// DefaultStall is how long a download may receive nothing.
+const DefaultStall = 2 * time.Minute
 
 // partName and doneName are the staging file names of an artefact.
 func partName(m Manifest) string { return "artefact-" + m.SHA256 + ".part" }
 func doneName(m Manifest) string { return "artefact-" + m.SHA256 }
 
 // Fetch returns the path of the verified artefact of m, downloading what is
-// missing. A file whose size or hash does not match is deleted, so the next
-// attempt starts afresh, and ErrSize or ErrHash is returned.
+// missing. A download that stops part-way returns an error wrapping
+// ErrDownload and keeps what arrived for the next attempt to resume. A file
+// whose size or hash does not match is deleted, so the next attempt starts
+// afresh, and ErrSize or ErrHash is returned.
 func (f *Fetcher) Fetch(ctx context.Context, m Manifest) (string, error) {
 	if err := os.MkdirAll(f.Dir, 0o755); err != nil {
 		return "", fmt.Errorf("update: staging directory: %w", err)
@@ -102,9 +112,21 @@ func (f *Fetcher) resume(ctx context.Context, m Manifest, part string) (int64, e
 	if client == nil {
 		client = http.DefaultClient
 	}
-	resp, err := client.Do(req)
+	stall := f.Stall
+	if stall <= 0 {
+		stall = DefaultStall
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	errStalled := fmt.Errorf("nothing received for %v", stall)
+	watchdog := time.AfterFunc(stall, func() { cancel(errStalled) })
+	defer watchdog.Stop()
+	resp, err := client.Do(req.WithContext(ctx))
 	if err != nil {
-		return have, fmt.Errorf("update: download %s: %w", m.URL, err)
+		if c := context.Cause(ctx); c == errStalled {
+			err = c
+		}
+		return have, fmt.Errorf("update: download %s: %w: %w", m.URL, ErrDownload, err)
 	}
 	defer resp.Body.Close()
 	switch {
@@ -125,12 +147,15 @@ func (f *Fetcher) resume(ctx context.Context, m Manifest, part string) (int64, e
 	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
 		// The staging file does not belong to this artefact any more.
 		return have, fmt.Errorf("update: download %s: range from %d refused: %w", m.URL, have, errors.Join(ErrSize, fh.Truncate(0)))
+	case resp.StatusCode >= 500:
+		return have, fmt.Errorf("update: download %s: %s: %w", m.URL, resp.Status, ErrDownload)
 	default:
 		return have, fmt.Errorf("update: download %s: %s", m.URL, resp.Status)
 	}
 	buf := make([]byte, 256<<10)
 	for have < m.Size {
 		n, rerr := resp.Body.Read(buf[:min(int64(len(buf)), m.Size-have)])
+		watchdog.Reset(stall)
 		if n > 0 {
 			if _, err := fh.Write(buf[:n]); err != nil {
 				return have, fmt.Errorf("update: staging file: %w", err)
@@ -145,7 +170,10 @@ func (f *Fetcher) resume(ctx context.Context, m Manifest, part string) (int64, e
 		}
 		if rerr != nil {
 			fh.Sync()
-			return have, fmt.Errorf("update: download %s interrupted at byte %d: %w", m.URL, have, rerr)
+			if c := context.Cause(ctx); c == errStalled {
+				rerr = c
+			}
+			return have, fmt.Errorf("update: download %s stopped at byte %d of %d: %w: %w", m.URL, have, m.Size, ErrDownload, rerr)
 		}
 	}
 	if err := fh.Sync(); err != nil {

@@ -51,6 +51,9 @@ type State struct {
 	// ArmedBoot is the boot id of the boot that armed the trial: until
 	// the box has rebooted, the trial has not been tried.
 	ArmedBoot string `json:"armed_boot,omitempty"`
+	// Back says the box reported that it runs the previous version again
+	// after a rolled-back trial.
+	Back bool `json:"back,omitempty"`
 }
 
 // ErrRollback tells the caller the trial is unhealthy and the box must
@@ -134,7 +137,9 @@ func (in *Installer) fail(st State, err error) error {
 
 // Install checks m, fetches and verifies the artefact, writes it to the
 // inactive slot, verifies the slot by reading it back, and arms a one-shot
-// trial boot of it. The caller reboots after a nil return.
+// trial boot of it. The caller reboots after a nil return. A download that
+// stopped part-way is reported (phase downloading, with the reason) and
+// returns an error wrapping ErrDownload: calling Install again resumes it.
 func (in *Installer) Install(ctx context.Context, m Manifest) error {
 	prev, _ := in.LoadState()
 	booted, err := in.Boot.Booted()
@@ -160,9 +165,17 @@ func (in *Installer) Install(ctx context.Context, m Manifest) error {
 	}
 	in.report(st)
 	path, err := in.Fetch.Fetch(ctx, m)
+	if errors.Is(err, ErrDownload) {
+		// Not a failure of the update: the next attempt resumes.
+		st.Detail = err.Error()
+		in.saveState(st)
+		in.report(st)
+		return err
+	}
 	if err != nil {
 		return in.fail(st, err)
 	}
+	st.Detail = ""
 	st.Phase = PhaseVerified
 	in.report(st)
 
@@ -195,6 +208,8 @@ func (in *Installer) Install(ctx context.Context, m Manifest) error {
 	if err := in.Boot.ArmTrial(st.Slot); err != nil {
 		return in.fail(st, err)
 	}
+	// The slot holds the artefact now; /perm need not.
+	os.Remove(path)
 	in.report(st)
 	return nil
 }
@@ -269,17 +284,28 @@ func (in *Installer) verifySlot(s Slot, m Manifest) error {
 // waits up to bound for healthy to return nil and commits; when healthy
 // fails it returns ErrRollback and the caller reboots (the trial was a
 // one-shot, so the committed slot starts). Booted on the old slot with a
-// trial armed before, it reports that the new version did not come up.
-// With no trial pending it does nothing.
+// trial armed before, it reports that the new version did not come up;
+// after a trial that judged itself unhealthy, it reports that the box is
+// back. With no trial pending it does nothing.
 func (in *Installer) AfterBoot(ctx context.Context, bound time.Duration, healthy func(context.Context) error) error {
 	st, err := in.LoadState()
 	if err != nil {
 		return err
 	}
-	if st.Phase != PhaseArmed && st.Phase != PhaseTrial {
+	switch {
+	case st.Phase == PhaseRolledBack && !st.Back:
+		// The trial found itself unhealthy and rebooted: once back on
+		// the previous slot, say so.
+		if booted, err := in.Boot.Booted(); err != nil || booted == st.Slot {
+			return err
+		}
+		st.Back, st.Detail = true, fmt.Sprintf("%s; back on %s", st.Detail, in.Running)
+		in.saveState(st)
+		in.report(st)
 		return nil
-	}
-	if st.Phase == PhaseArmed && st.ArmedBoot == in.bootID() {
+	case st.Phase != PhaseArmed && st.Phase != PhaseTrial:
+		return nil
+	case st.Phase == PhaseArmed && st.ArmedBoot == in.bootID():
 		return nil // armed in this very boot: the reboot is still to come
 	}
 	booted, err := in.Boot.Booted()
@@ -287,13 +313,22 @@ func (in *Installer) AfterBoot(ctx context.Context, bound time.Duration, healthy
 		return err
 	}
 	if booted != st.Slot {
-		st.Phase = PhaseRolledBack
-		if st.Detail == "" {
-			st.Detail = fmt.Sprintf("version %s in slot %s did not come up; running %s again", st.Version, st.Slot, st.From)
+		// The trial panicked, hung until the watchdog reset the box, or
+		// lost power before it could judge itself.
+		what := "did not come up"
+		if st.Phase == PhaseTrial {
+			what = "stopped before it proved healthy"
 		}
+		st.Phase, st.Back = PhaseRolledBack, true
+		st.Detail = fmt.Sprintf("version %s in slot %s %s; back on %s", st.Version, st.Slot, what, in.Running)
 		in.saveState(st)
 		in.report(st)
 		return nil
+	}
+	if def, err := in.Boot.Default(); err == nil && def == st.Slot {
+		// The commit reached the boot control but the power went before
+		// the state said so: the slot is the default, finish.
+		return in.committed(st)
 	}
 	st.Phase = PhaseTrial
 	st.TrialBoots++
@@ -324,6 +359,11 @@ func (in *Installer) AfterBoot(ctx context.Context, bound time.Duration, healthy
 	if err := in.Boot.Commit(st.Slot); err != nil {
 		return err
 	}
+	return in.committed(st)
+}
+
+// committed records and reports a committed trial.
+func (in *Installer) committed(st State) error {
 	st.Phase, st.Detail, st.TrialBoots = PhaseCommitted, "", 0
 	if err := in.saveState(st); err != nil {
 		return err

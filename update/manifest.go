@@ -91,6 +91,10 @@ var (
 	ErrManifest  = errors.New("manifest is malformed")
 	ErrHash      = errors.New("artefact hash does not match the manifest")
 	ErrSize      = errors.New("artefact size does not match the manifest")
+	// ErrDownload is a download that stopped part-way (connection lost,
+	// stalled, or the server failing for now): what arrived is kept and
+	// the next attempt resumes from there.
+	ErrDownload = errors.New("download interrupted")
 )
 
 // MaxArtefactSize bounds what the box agrees to download and write: two
@@ -108,8 +112,8 @@ func (m Manifest) Check(pub ed25519.PublicKey, board, running string) error {
 	if m.Board != board {
 		return fmt.Errorf("update %s is built for board %q, this box is %q: %w", m.Version, m.Board, board, ErrBoard)
 	}
-	if m.Version == "" {
-		return fmt.Errorf("update without a version: %w", ErrManifest)
+	if !validVersion(m.Version) {
+		return fmt.Errorf("update version %q is not 1 to 64 letters, digits and .+-_: %w", m.Version, ErrManifest)
 	}
 	if m.Floor != "" && CompareVersions(m.Version, m.Floor) < 0 {
 		return fmt.Errorf("update %s is below the version floor %s: %w", m.Version, m.Floor, ErrVersion)
@@ -149,6 +153,20 @@ func (m Manifest) Check(pub ed25519.PublicKey, board, running string) error {
 		return fmt.Errorf("update %s has no root part: %w", m.Version, ErrManifest)
 	}
 	return nil
+}
+
+// validVersion accepts a version that fits a boot entry and a kernel
+// command line as one word.
+func validVersion(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune(".+-_", c)) {
+			return false
+		}
+	}
+	return true
 }
 
 // validBootName accepts a plain file name: no directories, no dot files.

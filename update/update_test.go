@@ -9,16 +9,31 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
-// setup serves new's artefact and returns a world running old with the
-// manifest ordering new.
+// setup serves new's artefact and returns an EFI world running old with
+// the manifest ordering new.
 func setup(t *testing.T, old, new release, cutAt int, seed uint64) (*world, *Installer, Manifest) {
 	t.Helper()
-	w := newWorld(t, old, cutAt, seed)
+	return setupOn(t, newWorld, old, new, cutAt, seed)
+}
+
+// worldMaker makes a box of one kind running old, its power cut at
+// operation cutAt.
+type worldMaker func(t *testing.T, old release, cutAt int, seed uint64) *world
+
+// setupOn is setup for a box that mk makes.
+func setupOn(t *testing.T, mk worldMaker, old, new release, cutAt int, seed uint64) (*world, *Installer, Manifest) {
+	t.Helper()
+	w := mk(t, old, cutAt, seed)
 	w.releases[new.version] = new
 	data, _ := new.artefact(testBoard, "")
 	srv := serve(t, map[string][]byte{"/sensor-" + new.version + ".upd": data})
@@ -61,6 +76,9 @@ func TestHealthyTrialCommits(t *testing.T) {
 	in2.Report = in.Report
 	if err := in2.AfterBoot(context.Background(), 0, noHealthCheck); err != nil {
 		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(in.Fetch.Dir); len(ents) != 0 {
+		t.Fatalf("staging directory keeps %d files after the slot was written", len(ents))
 	}
 	want := []string{PhaseDownloading, PhaseVerified, PhaseWriting, PhaseArmed, PhaseTrial, PhaseCommitted}
 	if fmt.Sprint(steps) != fmt.Sprint(want) {
@@ -111,7 +129,19 @@ func TestUnhealthyTrialRollsBack(t *testing.T) {
 	if st.Phase != PhaseRolledBack || st.Version != "1.1.0" {
 		t.Fatalf("state after rollback %+v", st)
 	}
+	// Back on the old slot the box says so, once.
+	if len(got) != 1 || got[0].Phase != PhaseRolledBack || !strings.Contains(got[0].Detail, "sensor restarted 3 times; back on 1.0.0") {
+		t.Fatalf("reported after the rollback: %+v", got)
+	}
 	bootInto(t, w, "1.0.0")
+	again := w.installer("1.0.0", in.Fetch)
+	again.Report = back.Report
+	if err := again.AfterBoot(context.Background(), 0, noHealthCheck); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 {
+		t.Fatalf("reported again on the next boot: %+v", got)
+	}
 }
 
 // A trial whose kernel panics or hangs until the watchdog resets the box
@@ -170,6 +200,7 @@ func TestRefusedUpdatesWriteNothing(t *testing.T) {
 			m.Sign(testKey)
 		}, ErrVersion},
 		{"same version", func(m *Manifest, _ *[]byte) { m.Version = "2.0.0"; m.Sign(testKey) }, ErrVersion},
+		{"version that is no word", func(m *Manifest, _ *[]byte) { m.Version = "2.1.0 init=/bin/sh"; m.Sign(testKey) }, ErrManifest},
 		{"part outside artefact", func(m *Manifest, _ *[]byte) { m.Parts[1].Size = m.Size; m.Sign(testKey) }, ErrManifest},
 	}
 	for _, c := range cases {
@@ -209,8 +240,11 @@ func TestRefusedUpdatesWriteNothing(t *testing.T) {
 // always comes back, on the old version, or on the new one only when the
 // trial had been armed (after the slot was verified).
 func TestPowerCutDuringInstall(t *testing.T) {
-	old, new := newRelease("1.0.0", 300_000), newRelease("1.1.0", 290_000)
-	w, in, m := setup(t, old, new, 0, 5)
+	powerCutInstall(t, newWorld, newRelease("1.0.0", 300_000), newRelease("1.1.0", 290_000))
+}
+
+func powerCutInstall(t *testing.T, mk worldMaker, old, new release) {
+	w, in, m := setupOn(t, mk, old, new, 0, 5)
 	if err := in.Install(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
@@ -225,22 +259,20 @@ func TestPowerCutDuringInstall(t *testing.T) {
 	}
 	for cut := 1; cut <= total; cut++ {
 		for seed := range seeds {
-			w, in, m := setup(t, old, new, cut, uint64(seed*1000+cut))
+			w, in, m := setupOn(t, mk, old, new, cut, uint64(seed*1000+cut))
 			err := in.Install(context.Background(), m)
-			armed := w.vars.vars[varEntryOneShot] == EntryName(SlotB)
-			if err == nil && cut <= total {
+			armed := w.armed(SlotB)
+			if err == nil && !armed {
 				// The cut hit the last operation after it took effect.
-				if !armed {
-					t.Fatalf("cut at %d/%d: Install succeeded but nothing armed", cut, total)
-				}
+				t.Fatalf("cut at %d/%d: Install succeeded but nothing armed", cut, total)
 			}
 			v, s, berr := w.firmware()
 			if berr != nil {
 				t.Fatalf("cut at %d/%d (seed %d): %v", cut, total, seed, berr)
 			}
 			switch {
-			case v == "1.0.0" && s == SlotA:
-			case v == "1.1.0" && s == SlotB && armed:
+			case v == old.version && s == SlotA:
+			case v == new.version && s == SlotB && armed:
 			default:
 				t.Fatalf("cut at %d/%d: booted %s from slot %s (armed %v)", cut, total, v, s, armed)
 			}
@@ -249,20 +281,115 @@ func TestPowerCutDuringInstall(t *testing.T) {
 			if !bytes.Equal(a, old.root) {
 				t.Fatalf("cut at %d: the running slot's root changed", cut)
 			}
-			if v == "1.0.0" {
+			if v == old.version {
 				// Back on the old version, the box settles and can
 				// update again.
-				back := w.installer("1.0.0", in.Fetch)
+				back := w.installer(old.version, in.Fetch)
 				if err := back.AfterBoot(context.Background(), 0, noHealthCheck); err != nil {
 					t.Fatal(err)
 				}
 				if err := back.Install(context.Background(), m); err != nil {
 					t.Fatalf("cut at %d: install after the cut: %v", cut, err)
 				}
-				bootInto(t, w, "1.1.0")
+				bootInto(t, w, new.version)
 			}
 		}
 	}
+}
+
+// Cut the power at every durable operation of the trial's settling: the
+// box boots the old version, or the new one only once the commit reached
+// the boot control, and either way the state ends settled, not pending.
+func TestPowerCutDuringCommit(t *testing.T) {
+	powerCutCommit(t, newWorld, newRelease("1.0.0", 300_000), newRelease("1.1.0", 290_000))
+}
+
+func powerCutCommit(t *testing.T, mk worldMaker, old, new release) {
+	count := func(cut int, seed uint64) (w *world, trial *Installer, total int) {
+		w, in, m := setupOn(t, mk, old, new, 0, seed)
+		if err := in.Install(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+		bootInto(t, w, new.version)
+		before := w.pw.ops
+		w.pw.cutAt = before + cut
+		trial = w.installer(new.version, in.Fetch)
+		trial.AfterBoot(context.Background(), 0, noHealthCheck)
+		return w, trial, w.pw.ops - before
+	}
+	_, _, total := count(0, 7)
+	if total < 1 {
+		t.Fatalf("settling a trial is %d durable operations", total)
+	}
+	t.Logf("settling a trial is %d durable operations; cutting at each", total)
+	seen := map[string]int{}
+	for cut := 1; cut <= total; cut++ {
+		for seed := range uint64(4) {
+			w, trial, _ := count(cut, seed*100+uint64(cut))
+			v, s, err := w.firmware()
+			if err != nil {
+				t.Fatalf("cut at %d/%d: %v", cut, total, err)
+			}
+			in := w.installer(v, trial.Fetch)
+			var got []Step
+			in.Report = func(s Step) { got = append(got, s) }
+			if err := in.AfterBoot(context.Background(), 0, noHealthCheck); err != nil && !errors.Is(err, ErrRollback) {
+				t.Fatal(err)
+			}
+			st, _ := in.LoadState()
+			switch {
+			case v == new.version && s == SlotB && st.Phase == PhaseCommitted:
+				seen[new.version]++
+			case v == old.version && s == SlotA && st.Phase == PhaseRolledBack:
+				seen[old.version]++
+			default:
+				t.Fatalf("cut at %d/%d: booted %s from slot %s, state %s (%v)", cut, total, v, s, st.Phase, got)
+			}
+		}
+	}
+	// Both sides of the commit were cut.
+	if seen[new.version] == 0 || seen[old.version] == 0 {
+		t.Fatalf("after the cuts the box came up as %v: one side of the commit was never cut", seen)
+	}
+}
+
+// cutOnceOrigin serves data with Range support, drops the first
+// connection after cutAt bytes, and records each request's Range header
+// and the bytes it sent.
+type cutOnceOrigin struct {
+	*httptest.Server
+	mu     sync.Mutex
+	ranges []string
+	served atomic.Int64
+}
+
+func newCutOnceOrigin(t *testing.T, data []byte, cutAt int) *cutOnceOrigin {
+	o := &cutOnceOrigin{}
+	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.mu.Lock()
+		o.ranges = append(o.ranges, r.Header.Get("Range"))
+		first := len(o.ranges) == 1
+		o.mu.Unlock()
+		if first {
+			w.Header().Set("Content-Length", fmt.Sprint(len(data)))
+			w.WriteHeader(http.StatusOK)
+			w.Write(data[:cutAt])
+			o.served.Add(int64(cutAt))
+			w.(http.Flusher).Flush()
+			conn, _, _ := w.(http.Hijacker).Hijack()
+			conn.Close()
+			return
+		}
+		http.ServeContent(&countWriter{ResponseWriter: w, n: &o.served}, r, "a", timeZero, bytes.NewReader(data))
+	}))
+	t.Cleanup(o.Close)
+	return o
+}
+
+func (o *cutOnceOrigin) rangesAsked() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.ranges)
 }
 
 // The artefact download resumes where an interrupted one stopped, with a
@@ -270,27 +397,7 @@ func TestPowerCutDuringInstall(t *testing.T) {
 func TestDownloadResumesThroughProxy(t *testing.T) {
 	rel := newRelease("3.1.0", 400_000)
 	data, _ := rel.artefact(testBoard, "")
-	var served atomic.Int64
-	var ranges []string
-	cutOnce := true
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ranges = append(ranges, r.Header.Get("Range"))
-		if cutOnce {
-			cutOnce = false
-			// Send a third, then drop the connection.
-			w.Header().Set("Content-Length", fmt.Sprint(len(data)))
-			w.WriteHeader(http.StatusOK)
-			w.Write(data[:len(data)/3])
-			served.Add(int64(len(data) / 3))
-			w.(http.Flusher).Flush()
-			conn, _, _ := w.(http.Hijacker).Hijack()
-			conn.Close()
-			return
-		}
-		cw := &countWriter{ResponseWriter: w, n: &served}
-		http.ServeContent(cw, r, "a", timeZero, bytes.NewReader(data))
-	}))
-	defer origin.Close()
+	origin := newCutOnceOrigin(t, data, len(data)/3)
 	var proxied atomic.Int64
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		proxied.Add(1)
@@ -313,17 +420,17 @@ func TestDownloadResumesThroughProxy(t *testing.T) {
 	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu)}}
 	_, m := rel.artefact(testBoard, origin.URL+"/a")
 	f := &Fetcher{Client: client, Dir: t.TempDir()}
-	if _, err := f.Fetch(context.Background(), m); err == nil {
-		t.Fatal("the interrupted download reported success")
+	if _, err := f.Fetch(context.Background(), m); !errors.Is(err, ErrDownload) {
+		t.Fatalf("the interrupted download: %v, want ErrDownload", err)
 	}
 	path, err := f.Fetch(context.Background(), m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := served.Load(); got != int64(len(data)) {
+	if got := origin.served.Load(); got != int64(len(data)) {
 		t.Fatalf("origin sent %d bytes for a %d-byte artefact: the download did not resume", got, len(data))
 	}
-	if len(ranges) != 2 || ranges[1] != fmt.Sprintf("bytes=%d-", len(data)/3) {
+	if ranges := origin.rangesAsked(); len(ranges) != 2 || ranges[1] != fmt.Sprintf("bytes=%d-", len(data)/3) {
 		t.Fatalf("range headers %q", ranges)
 	}
 	if proxied.Load() != 2 {
@@ -356,5 +463,75 @@ func TestCompareVersions(t *testing.T) {
 		if got := CompareVersions(c.a, c.b); got != c.want {
 			t.Errorf("CompareVersions(%q, %q) = %d, want %d", c.a, c.b, got, c.want)
 		}
+	}
+}
+
+// An install whose download is cut is no failure: the box reports how far
+// it got, keeps the state that lets it try again, and the next attempt
+// resumes with a Range request and installs.
+func TestInterruptedDownloadResumesAndInstalls(t *testing.T) {
+	old, new := newRelease("1.0.0", 300_000), newRelease("1.1.0", 300_000)
+	w := newWorld(t, old, 0, 6)
+	w.releases[new.version] = new
+	data, _ := new.artefact(testBoard, "")
+	srv := newCutOnceOrigin(t, data, 100_000)
+	_, m := new.artefact(testBoard, srv.URL+"/u")
+	in := w.installer(old.version, &Fetcher{Client: srv.Client(), Dir: filepath.Join(w.perm, "staging")})
+	var steps []Step
+	in.Report = func(s Step) { steps = append(steps, s) }
+	err := in.Install(context.Background(), m)
+	if !errors.Is(err, ErrDownload) {
+		t.Fatalf("cut download: %v, want ErrDownload", err)
+	}
+	if w.pw.ops != 0 {
+		t.Fatalf("%d writes to the slots or boot control before the artefact was whole", w.pw.ops)
+	}
+	last := steps[len(steps)-1]
+	if last.Phase != PhaseDownloading || !strings.Contains(last.Detail, "stopped at byte 100000") {
+		t.Fatalf("last step %+v, want downloading with where it stopped", last)
+	}
+	if st, _ := in.LoadState(); st.Phase != PhaseDownloading {
+		t.Fatalf("state after the cut: %s, want downloading (to try again)", st.Phase)
+	}
+	if err := in.Install(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if ranges := srv.rangesAsked(); len(ranges) != 2 || ranges[0] != "" || ranges[1] != "bytes=100000-" {
+		t.Fatalf("requests' Range headers %q, want none then bytes=100000-", ranges)
+	}
+	bootInto(t, w, "1.1.0")
+}
+
+// A download that stops receiving is given up after Fetcher.Stall and
+// resumed by the next attempt.
+func TestStalledDownloadIsGivenUp(t *testing.T) {
+	rel := newRelease("3.2.0", 200_000)
+	data, _ := rel.artefact(testBoard, "")
+	release := make(chan struct{})
+	first := true
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if first {
+			first = false
+			rw.Header().Set("Content-Length", fmt.Sprint(len(data)))
+			rw.Write(data[:50_000])
+			rw.(http.Flusher).Flush()
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		http.ServeContent(rw, r, "a", timeZero, bytes.NewReader(data))
+	}))
+	defer srv.Close()
+	defer close(release)
+	_, m := rel.artefact(testBoard, srv.URL+"/a")
+	f := &Fetcher{Client: srv.Client(), Dir: t.TempDir(), Stall: 300 * time.Millisecond}
+	_, err := f.Fetch(context.Background(), m)
+	if !errors.Is(err, ErrDownload) || !strings.Contains(err.Error(), "nothing received for 300ms") {
+		t.Fatalf("stalled download: %v, want ErrDownload saying it stalled", err)
+	}
+	if _, err := f.Fetch(context.Background(), m); err != nil {
+		t.Fatal(err)
 	}
 }

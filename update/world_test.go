@@ -9,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -29,10 +31,12 @@ func sum(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-// release is one version's content: a root file system and a kernel.
+// release is one version's content: a root file system and a kernel, and
+// for the Raspberry Pi the firmware files each slot carries.
 type release struct {
 	version      string
 	root, kernel []byte
+	firmware     map[string][]byte // boot file name: content
 }
 
 func newRelease(version string, rootSize int) release {
@@ -41,20 +45,37 @@ func newRelease(version string, rootSize int) release {
 	for i := range root {
 		root[i] = byte(r.Uint32())
 	}
-	return release{version, root, []byte("kernel of " + version + strings.Repeat("k", 3000))}
+	return release{version: version, root: root, kernel: []byte("kernel of " + version + strings.Repeat("k", 3000))}
 }
 
-// artefact lays out the release as an update artefact (root, then the
-// kernel) and returns it with its signed manifest.
+// newPiRelease is a release for the Raspberry Pi: its slots carry the
+// firmware too.
+func newPiRelease(version string, rootSize int) release {
+	r := newRelease(version, rootSize)
+	r.firmware = map[string][]byte{
+		"start4.elf": []byte("firmware of " + version + strings.Repeat("f", 2000)),
+		"fixup4.dat": []byte("fixup of " + version),
+	}
+	return r
+}
+
+// artefact lays out the release as an update artefact (root, the kernel,
+// then the firmware files) and returns it with its signed manifest.
 func (r release) artefact(board, url string) ([]byte, Manifest) {
 	data := append(append([]byte{}, r.root...), r.kernel...)
 	m := Manifest{
-		Version: r.version, Board: board, URL: url, Size: int64(len(data)), SHA256: sum(data),
+		Version: r.version, Board: board, URL: url,
 		Parts: []Part{
 			{Name: PartRoot, Offset: 0, Size: int64(len(r.root)), SHA256: sum(r.root)},
 			{Name: "boot/" + DefaultKernel, Offset: int64(len(r.root)), Size: int64(len(r.kernel)), SHA256: sum(r.kernel)},
 		},
 	}
+	for _, name := range slices.Sorted(maps.Keys(r.firmware)) {
+		f := r.firmware[name]
+		m.Parts = append(m.Parts, Part{Name: "boot/" + name, Offset: int64(len(data)), Size: int64(len(f)), SHA256: sum(f)})
+		data = append(data, f...)
+	}
+	m.Size, m.SHA256 = int64(len(data)), sum(data)
 	m.Sign(testKey)
 	return data, m
 }
@@ -199,6 +220,16 @@ func (m *memFS) WriteFile(name string, data []byte) error {
 	return nil
 }
 
+// Overwrite is an in-place rewrite of a file that fits one sector: the
+// power cut leaves the old text or the new one.
+func (m *memFS) Overwrite(name string, data []byte) error {
+	old, ok := m.files[name]
+	if !ok || len(old) != len(data) {
+		return fmt.Errorf("%s: not rewritable in place", name)
+	}
+	return m.WriteFile(name, data)
+}
+
 func (m *memFS) ReadFile(name string) ([]byte, error) {
 	b, ok := m.files[name]
 	if !ok {
@@ -250,8 +281,29 @@ func (v *memVars) Delete(name string) error {
 	return nil
 }
 
-// world is a box: its disk, boot partition, firmware variables, /perm,
-// and the releases it knows of.
+// memFlag is the Raspberry Pi firmware's tryboot flag; the firmware
+// property is set at once.
+type memFlag struct {
+	pw *power
+	on bool
+}
+
+func (f *memFlag) SetTryboot(on bool) error {
+	fails, err := f.pw.op()
+	if err != nil {
+		return err
+	}
+	if !fails || f.pw.rnd.IntN(2) == 0 {
+		f.on = on
+	}
+	if fails {
+		return errCut
+	}
+	return nil
+}
+
+// world is a box: its disk, boot partition, firmware variables (or the
+// Raspberry Pi's tryboot flag), /perm, and the releases it knows of.
 type world struct {
 	t        *testing.T
 	pw       *power
@@ -262,6 +314,57 @@ type world struct {
 	releases map[string]release
 	boot     *SystemdBoot
 	bootSeq  int
+	// The Raspberry Pi's boot control, when the box is one.
+	pi   *Tryboot
+	flag *memFlag
+}
+
+// control is the world's boot control.
+func (w *world) control() BootControl {
+	if w.pi != nil {
+		return w.pi
+	}
+	return w.boot
+}
+
+// bootFS is the world's boot partition.
+func (w *world) bootFS() BootFS {
+	if w.pi != nil {
+		return w.pi.Boot
+	}
+	return w.esp
+}
+
+// armed says whether the next power-on boots the trial of slot s.
+func (w *world) armed(s Slot) bool {
+	if w.pi != nil {
+		b, _ := w.pi.Boot.ReadFile(PiTryboot)
+		t, err := PiConfigSlot(b)
+		return w.flag.on && err == nil && t == s
+	}
+	return w.vars.vars[varEntryOneShot] == EntryName(s)
+}
+
+// newPiWorld makes a Raspberry Pi running old from slot A: config.txt and
+// tryboot.txt name slot a, whose directory holds its kernel, firmware and
+// cmdline.txt; slot B holds garbage.
+func newPiWorld(t *testing.T, old release, cutAt int, seed uint64) *world {
+	t.Helper()
+	w := newWorld(t, old, 0, seed)
+	w.esp.files = map[string][]byte{}
+	w.vars = nil
+	w.flag = &memFlag{pw: w.pw}
+	w.pi = &Tryboot{Boot: w.esp, Flag: w.flag, Running: SlotA, Options: "console=serial0,115200 panic=10", PartUUID: "60c24cc1-01"}
+	cfg := PiConfigText(SlotA, "arm_control=0x200\nenable_uart=0\nkernel=vmlinuz")
+	w.esp.files[PiConfig] = cfg
+	w.esp.files[PiTryboot] = bytes.Clone(cfg)
+	w.esp.files[KernelPath(SlotA, DefaultKernel)] = old.kernel
+	for name, f := range old.firmware {
+		w.esp.files[KernelPath(SlotA, name)] = f
+	}
+	w.esp.files[KernelPath(SlotA, PiCmdline)] = []byte(slotOptions(w.pi.Options, w.pi.PartUUID, SlotA, old.version) + "\n")
+	w.pw.cutAt = cutAt
+	return w
 }
 
 const testBoard = "arm64-efi"
@@ -306,9 +409,9 @@ func newWorld(t *testing.T, old release, cutAt int, seed uint64) *world {
 // installer is the updater as the running version builds it.
 func (w *world) installer(running string, fetch *Fetcher) *Installer {
 	return &Installer{
-		Key: testPub(), Board: testBoard, Running: running, Boot: w.boot,
+		Key: testPub(), Board: testBoard, Running: running, Boot: w.control(),
 		Root:     func(s Slot) (Device, error) { return w.disk.device(s), nil },
-		ESP:      w.esp,
+		ESP:      w.bootFS(),
 		Fetch:    fetch,
 		StateDir: filepath.Join(w.perm, "update"),
 		BootID:   func() string { return fmt.Sprint("boot-", w.bootSeq) },
@@ -325,6 +428,9 @@ func (w *world) installer(running string, fetch *Fetcher) *Installer {
 func (w *world) firmware() (string, Slot, error) {
 	w.pw.cut, w.pw.cutAt = false, 0
 	w.bootSeq++
+	if w.pi != nil {
+		return w.piFirmware()
+	}
 	var tries []string
 	if v, ok := w.vars.vars[varEntryOneShot]; ok {
 		delete(w.vars.vars, varEntryOneShot)
@@ -370,6 +476,71 @@ func (w *world) firmware() (string, Slot, error) {
 		return version, s, nil
 	}
 	return "", 0, fmt.Errorf("no bootable entry: %v", errs)
+}
+
+// piFirmware does what the Raspberry Pi's firmware does at power-on, as
+// its documentation says: read tryboot.txt instead of config.txt when the
+// tryboot flag is set, clearing the flag; take the firmware files
+// start_file and fixup_file name, and the kernel and cmdline.txt under
+// os_prefix; then boot (the kernel must be some release's, its firmware
+// and root the same release's, and cmdline.txt's root= the slot's own).
+func (w *world) piFirmware() (string, Slot, error) {
+	read := func(name string) []byte {
+		b, err := w.pi.Boot.ReadFile(name)
+		if err != nil {
+			return nil
+		}
+		return b
+	}
+	name := PiConfig
+	if w.flag.on {
+		w.flag.on = false
+		name = PiTryboot
+	}
+	cfg := read(name)
+	if cfg == nil {
+		return "", 0, fmt.Errorf("no %s", name)
+	}
+	props := map[string]string{}
+	for _, l := range strings.Split(string(cfg), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(l), "="); ok && !strings.HasPrefix(k, "#") {
+			props[k] = v
+		}
+	}
+	s, err := PiConfigSlot(cfg)
+	if err != nil {
+		return "", 0, fmt.Errorf("%s: %v", name, err)
+	}
+	prefix := props["os_prefix"]
+	cmdline := read(prefix + PiCmdline)
+	if cmdline == nil {
+		return "", s, fmt.Errorf("%s: no %s%s", name, prefix, PiCmdline)
+	}
+	if !strings.Contains(string(cmdline), fmt.Sprintf("/PARTNROFF=%d ", s.PartOffset())) {
+		return "", s, fmt.Errorf("%s%s does not mount slot %s's root: %q", prefix, PiCmdline, s, cmdline)
+	}
+	version := SlotVersion(string(cmdline))
+	rel, known := w.releases[version]
+	if !known {
+		return "", s, fmt.Errorf("%s%s names unknown version %q", prefix, PiCmdline, version)
+	}
+	if !bytes.Equal(read(prefix+props["kernel"]), rel.kernel) {
+		return "", s, fmt.Errorf("slot %s: kernel %s%s is not %s's: the box does not come back", s, prefix, props["kernel"], version)
+	}
+	for _, k := range []string{"start_file", "fixup_file"} {
+		if f := props[k]; !strings.HasPrefix(f, prefix) || !bytes.Equal(read(f), rel.firmware[strings.TrimPrefix(f, prefix)]) {
+			return "", s, fmt.Errorf("slot %s: %s=%s is not %s's firmware: the box does not come back", s, k, f, version)
+		}
+	}
+	got := make([]byte, len(rel.root))
+	if _, err := w.disk.f.ReadAt(got, int64(s)*w.disk.size); err != nil {
+		return "", s, err
+	}
+	if !bytes.Equal(got, rel.root) {
+		return "", s, fmt.Errorf("slot %s: root is not %s's: kernel panics, the box does not come back", s, version)
+	}
+	w.pi.Running = s
+	return version, s, nil
 }
 
 // parseEntry reads version and kernel path from an entry and checks that

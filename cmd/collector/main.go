@@ -45,6 +45,7 @@ func main() {
 		listen = flag.String("listen", "127.0.0.1:8443", "serve HTTPS on this `address`")
 		data   = flag.String("data", "", "data `directory`: database, CA, configurations (required)")
 		hosts  = flag.String("hosts", "", "extra comma-separated host `names` or addresses for the server certificate")
+		poll   = flag.Duration("update-poll", 10*time.Minute, "tell sensors to ask for update orders this often (0: leave it to them)")
 	)
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage:\n  collector -listen ADDR -data DIR\n  collector -data DIR code new\n"+
@@ -59,7 +60,7 @@ func main() {
 	var err error
 	switch args := flag.Args(); {
 	case len(args) == 0:
-		err = serve(*listen, *data, *hosts)
+		err = serve(*listen, *data, *hosts, *poll)
 	case len(args) == 2 && args[0] == "code" && args[1] == "new":
 		err = newCode(*data)
 	case len(args) >= 2 && args[0] == "update" && args[1] == "publish":
@@ -141,7 +142,7 @@ func readLimited(path string, max int64) ([]byte, error) {
 	return data, nil
 }
 
-func serve(listen, dir, extraHosts string) error {
+func serve(listen, dir, extraHosts string, poll time.Duration) error {
 	if err := os.MkdirAll(filepath.Join(dir, "config"), 0o700); err != nil {
 		return err
 	}
@@ -176,7 +177,7 @@ func serve(listen, dir, extraHosts string) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	srv := &http.Server{
-		Handler:           (&Server{Store: st, Dir: dir, Log: log}).Handler(),
+		Handler:           (&Server{Store: st, Dir: dir, Log: log, UpdatePoll: poll}).Handler(),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,

@@ -30,6 +30,10 @@ type Server struct {
 	// MaxBody bounds a batch body; default uplink.MaxBody.
 	MaxBody int64
 	Log     *slog.Logger
+	// UpdatePoll is how often sensors are told to ask for an update
+	// manifest (Retry-After on every manifest answer); 0 says nothing
+	// and leaves the sensor's own interval.
+	UpdatePoll time.Duration
 }
 
 // Handler routes the API.

@@ -6,7 +6,8 @@ package main
 // records the steps the boxes report.
 //
 //	GET  /v1/update/manifest?board=B&version=V   Bearer; 200 manifest JSON, 204 nothing to do
-//	                                             (nothing ordered, or V is that version or newer)
+//	                                             (nothing ordered, or V is that version or newer);
+//	                                             Retry-After: seconds until the sensor asks again
 //	GET  /v1/update/artefacts/{name}             Bearer; the artefact, Range supported
 //	POST /v1/update/report                       Bearer; {"running","version","phase","slot","detail"}
 //
@@ -28,6 +29,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/passivesensor/sensor/update"
@@ -377,6 +379,9 @@ func (s *Server) updateManifest(w http.ResponseWriter, r *http.Request) {
 	board, running := q.Get("board"), q.Get("version")
 	if board == "" {
 		board = s.Store.sensorBoard(r.Context(), sensor)
+	}
+	if s.UpdatePoll > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(s.UpdatePoll, time.Second)/time.Second)))
 	}
 	m, name, ok, err := s.Store.OrderFor(r.Context(), sensor, board)
 	if err != nil {

@@ -11,11 +11,13 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/passivesensor/sensor/update"
 	"github.com/passivesensor/sensor/uplink"
@@ -330,5 +332,39 @@ func TestParseManifestRefusals(t *testing.T) {
 	}
 	if _, err := ParseManifest([]byte("{")); err == nil {
 		t.Error("truncated JSON accepted")
+	}
+}
+
+// The collector tells sensors when to ask for an order again (Retry-After),
+// with nothing ordered and with an order; without -update-poll it says
+// nothing and the sensor keeps its own interval.
+func TestUpdateManifestSaysWhenToAskAgain(t *testing.T) {
+	c := newTestCollector(t)
+	cr := c.updRegister(t, "hw-poll", "arm64-efi")
+	srv := httptest.NewTLSServer((&Server{Store: c.store, Dir: c.dir, Log: c.quiet, UpdatePoll: 90 * time.Second}).Handler())
+	t.Cleanup(srv.Close)
+	ask := func(base string, client *http.Client) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, base+PathUpdateManifest+"?board=arm64-efi&version=1.0.0", nil)
+		req.Header.Set("Authorization", "Bearer "+cr.Token)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	if code, ra := ask(srv.URL, srv.Client()); code != http.StatusNoContent || ra != "90" {
+		t.Fatalf("nothing ordered: %d, Retry-After %q; want 204 and 90", code, ra)
+	}
+	mf, af, _, _ := updRelease(t, "1.1.0", "arm64-efi", 5000)
+	b, _ := os.ReadFile(mf)
+	if _, err := c.store.Publish(context.Background(), c.dir, b, af, ""); err != nil {
+		t.Fatal(err)
+	}
+	if code, ra := ask(srv.URL, srv.Client()); code != http.StatusOK || ra != "90" {
+		t.Fatalf("ordered: %d, Retry-After %q; want 200 and 90", code, ra)
+	}
+	if code, ra := ask(c.srv.URL, c.srv.Client()); code != http.StatusOK || ra != "" {
+		t.Fatalf("without a poll interval: %d, Retry-After %q; want 200 and none", code, ra)
 	}
 }

@@ -5,17 +5,46 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/passivesensor/sensor/asset"
+	"github.com/passivesensor/sensor/board"
 	"github.com/passivesensor/sensor/capture"
 	"github.com/passivesensor/sensor/status"
+	"github.com/passivesensor/sensor/update"
 	"github.com/passivesensor/sensor/uplink"
 )
 
-// Version is the firmware version sent at registration and in heartbeats.
-var Version = "dev"
+// Version is the firmware version sent at registration and in heartbeats:
+// on the appliance, the version of the slot it runs from (the updater puts
+// it on the slot's kernel command line).
+var Version = slotVersion("/proc/cmdline", "dev")
+
+// boardName is the board the sensor registers with: the board its image
+// and updates are built for, so that the cloud can order updates per
+// board; "" off the appliance.
+func boardName() string {
+	p, err := board.Detect()
+	if err != nil {
+		return ""
+	}
+	return p.Image
+}
+
+// slotVersion reads the slot's version from the kernel command line file,
+// or returns def when there is none (not on the appliance).
+func slotVersion(cmdline, def string) string {
+	b, err := os.ReadFile(cmdline)
+	if err != nil {
+		return def
+	}
+	if v := update.SlotVersion(string(b)); v != "" {
+		return v
+	}
+	return def
+}
 
 // cloud ties the sensor to the uplink agent: it turns the inventory and
 // the traffic summary into reports at the configured intervals and keeps
@@ -73,7 +102,7 @@ func newCloud(s *Sensor, ifaces []string) *cloud {
 // operator gave local classes.
 func (c *cloud) openAgent(stateDir, cloudURL, caFile string, localClasses bool) error {
 	a, err := uplink.OpenAgent(uplink.AgentOptions{
-		StateDir: stateDir, CloudURL: cloudURL, CAFile: caFile, Version: Version,
+		StateDir: stateDir, CloudURL: cloudURL, CAFile: caFile, Version: Version, Board: boardName(),
 		StatusFill: c.fillStatus,
 		OnConfig: func(cfg uplink.Config) {
 			c.mu.Lock()

@@ -34,6 +34,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -116,18 +117,10 @@ func run(log *slog.Logger, c config) error {
 	if err := mountSystem(layout); err != nil {
 		return err
 	}
-	boot := &update.SystemdBoot{ESP: update.DirFS{Dir: espMount}, Vars: update.Efivars{}, PartUUID: strings.ToLower(layout.BootUUID)}
-	booted, err := boot.Booted()
-	if err != nil {
-		// Firmware without the Boot Loader Interface: trust root=.
-		log.Warn("no LoaderEntrySelected; using the kernel command line", "err", err)
-		booted = layout.Booted
-	}
-	running, options, err := entryOf(espMount, booted)
+	boot, booted, running, err := bootControl(log, prof.Image, layout)
 	if err != nil {
 		return err
 	}
-	boot.Options = options
 	client, err := httpClient(c.settingsDir, c.caFile)
 	if err != nil {
 		return err
@@ -155,7 +148,7 @@ func run(log *slog.Logger, c config) error {
 	client.Transport = &bearer{base: client.Transport, regFile: filepath.Join(c.settingsDir, registrationFile),
 		cloud: func() string { return cloudBase(c) }}
 	in := &update.Installer{
-		Key: pub, Board: prof.Image, Running: running, Boot: boot, ESP: boot.ESP,
+		Key: pub, Board: prof.Image, Running: running, Boot: boot, ESP: update.DirFS{Dir: espMount},
 		Root: func(s update.Slot) (update.Device, error) {
 			return openDevice(layout.RootDev(s))
 		},
@@ -186,21 +179,34 @@ func run(log *slog.Logger, c config) error {
 	}
 	// After a failed poll (no network yet, cloud away) ask again soon,
 	// backing off to the normal interval.
-	retry := 10 * time.Second
+	// The cloud may say how often to ask (Retry-After); an interrupted
+	// download is resumed soon, backing off.
+	retry, resume := 10*time.Second, 10*time.Second
 	for {
 		wait := c.interval
-		manifestURL, _ := cloudURLs(c, prof.Image, running)
-		if manifestURL == "" {
+		var m *update.Manifest
+		if manifestURL, _ := cloudURLs(c, prof.Image, running); manifestURL == "" {
 			log.Debug("no cloud URL in the settings yet")
 			wait = min(retry, c.interval)
-		} else if m, err := fetchManifest(ctx, client, manifestURL); err != nil {
+		} else if mm, after, err := fetchManifest(ctx, client, manifestURL); err != nil {
 			log.Warn("manifest", "err", err, "retry_in", min(retry, c.interval))
 			wait = min(retry, c.interval)
 			retry = min(2*retry, c.interval)
-		} else if retry = 10 * time.Second; m != nil && wanted(in, running, *m) {
-			if err := in.Install(ctx, *m); err != nil {
+		} else {
+			m, retry = mm, 10*time.Second
+			if after > 0 {
+				wait = after
+			}
+		}
+		if m != nil && wanted(in, running, *m) {
+			switch err := in.Install(ctx, *m); {
+			case errors.Is(err, update.ErrDownload):
+				log.Warn("download interrupted; resuming", "version", m.Version, "err", err, "retry_in", min(resume, wait))
+				wait = min(resume, wait)
+				resume = min(2*resume, c.interval)
+			case err != nil:
 				log.Error("install", "version", m.Version, "err", err)
-			} else {
+			default:
 				log.Info("installed; rebooting into the trial", "version", m.Version)
 				flush(steps)
 				return rebootBox(gk)
@@ -278,6 +284,39 @@ func mountSystem(l update.Layout) error {
 	return nil
 }
 
+// bootControl is the boot control of the image's board, the slot this boot
+// came from and the version it holds: the Raspberry Pi's tryboot, else
+// systemd-boot's entries and EFI variables.
+func bootControl(log *slog.Logger, image string, layout update.Layout) (update.BootControl, update.Slot, string, error) {
+	uuid := strings.ToLower(layout.BootUUID)
+	esp := update.DirFS{Dir: espMount}
+	if image == "rpi4" {
+		b, err := os.ReadFile(filepath.Join(espMount, layout.Booted.String(), update.PiCmdline))
+		if err != nil {
+			return nil, 0, "", fmt.Errorf("the running slot's kernel command line: %w", err)
+		}
+		version := update.SlotVersion(string(b))
+		if version == "" {
+			return nil, 0, "", fmt.Errorf("slot %s's %s names no %s", layout.Booted, update.PiCmdline, update.VersionParam)
+		}
+		return &update.Tryboot{Boot: esp, Flag: update.VCIO{}, Running: layout.Booted, Options: string(b), PartUUID: uuid},
+			layout.Booted, version, nil
+	}
+	boot := &update.SystemdBoot{ESP: esp, Vars: update.Efivars{}, PartUUID: uuid}
+	booted, err := boot.Booted()
+	if err != nil {
+		// Firmware without the Boot Loader Interface: trust root=.
+		log.Warn("no LoaderEntrySelected; using the kernel command line", "err", err)
+		booted = layout.Booted
+	}
+	running, options, err := entryOf(espMount, booted)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	boot.Options = options
+	return boot, booted, running, nil
+}
+
 // entryOf reads the running slot's entry: its version and kernel options
 // without root=.
 func entryOf(esp string, s update.Slot) (version, options string, err error) {
@@ -350,27 +389,49 @@ func httpClient(settingsDir, caFile string) (*http.Client, error) {
 	return &http.Client{Transport: tr}, nil
 }
 
-func fetchManifest(ctx context.Context, c *http.Client, u string) (*update.Manifest, error) {
+// fetchManifest asks the cloud for an order: the manifest, or nil when
+// nothing is ordered, and when to ask again if the cloud says so.
+func fetchManifest(ctx context.Context, c *http.Client, u string) (*update.Manifest, time.Duration, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer resp.Body.Close()
+	after := retryAfter(resp.Header.Get("Retry-After"))
 	if resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotFound {
-		return nil, nil // nothing ordered
+		return nil, after, nil // nothing ordered
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
+		return nil, 0, fmt.Errorf("GET %s: %s", u, resp.Status)
 	}
 	var m update.Manifest
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&m); err != nil {
-		return nil, fmt.Errorf("manifest from %s: %w", u, err)
+		return nil, 0, fmt.Errorf("manifest from %s: %w", u, err)
 	}
-	return &m, nil
+	return &m, after, nil
+}
+
+// Bounds on the poll interval the cloud may set.
+const (
+	minPoll = 5 * time.Second
+	maxPoll = 24 * time.Hour
+)
+
+// retryAfter reads Retry-After in seconds, clamped to [minPoll, maxPoll];
+// 0 when absent or not a number of seconds.
+func retryAfter(v string) time.Duration {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	switch {
+	case err != nil || n <= 0:
+		return 0
+	case n >= int(maxPoll/time.Second):
+		return maxPoll
+	}
+	return max(time.Duration(n)*time.Second, minPoll)
 }
 
 // report POSTs a step to the cloud.
@@ -443,17 +504,36 @@ type serviceStatus struct {
 	Pid       int
 }
 
+// maxRestarts is how many restarts of the service prove a trial unhealthy
+// at once, without waiting for the bound: a release whose sensor exits at
+// start is restarted by gokrazy every second or so.
+const maxRestarts = 3
+
+// healthPoll is how often the service's status is read.
+var healthPoll = 2 * time.Second
+
 // healthy waits until the service runs, holds a packet socket (its capture
-// is open), and keeps the same process for window: no restart.
+// is open), and keeps the same process for window: no restart. It gives up
+// when the context ends or after maxRestarts restarts.
 func healthy(ctx context.Context, g gokrazy, service string, window time.Duration) error {
-	var first serviceStatus
-	var since time.Time
+	var cur serviceStatus // the process watched
+	var since time.Time   // when it was first seen capturing
+	starts := 0
 	last := errors.New("not checked yet")
 	for {
 		b, err := g.do(http.MethodGet, "/status?path="+url.QueryEscape(service))
 		var st serviceStatus
 		if err == nil {
 			err = json.Unmarshal(b, &st)
+		}
+		if err == nil && st.Pid != 0 && (st.Pid != cur.Pid || !st.StartTime.Equal(cur.StartTime)) {
+			if starts++; starts > 1 {
+				last = fmt.Errorf("%s restarted (pid %d, then %d)", service, cur.Pid, st.Pid)
+				if starts > maxRestarts {
+					return fmt.Errorf("%s restarted %d times: %w", service, starts-1, last)
+				}
+			}
+			cur, since = st, time.Time{}
 		}
 		switch {
 		case err != nil:
@@ -464,18 +544,15 @@ func healthy(ctx context.Context, g gokrazy, service string, window time.Duratio
 		case !capturing(st.Pid):
 			last = fmt.Errorf("%s (pid %d) has no capture open", service, st.Pid)
 			since = time.Time{}
-		case since.IsZero() || st.Pid != first.Pid || !st.StartTime.Equal(first.StartTime):
-			if !since.IsZero() {
-				last = fmt.Errorf("%s restarted (pid %d, then %d)", service, first.Pid, st.Pid)
-			}
-			first, since = st, time.Now()
+		case since.IsZero():
+			since = time.Now()
 		case time.Since(since) >= window:
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("not healthy within the bound: %w", last)
-		case <-time.After(2 * time.Second):
+		case <-time.After(healthPoll):
 		}
 	}
 }
