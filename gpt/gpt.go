@@ -223,48 +223,20 @@ func Grow(dev Device, sectors uint64, n int) (Grown, error) {
 	if err != nil {
 		return Grown{}, err
 	}
-	p, err := t.Partition(n)
+	grown, h, entries, err := plan(t, sectors, n)
 	if err != nil {
-		return Grown{}, err
-	}
-	for _, q := range t.Partitions() {
-		if q.Number != n && q.Last >= p.First {
-			return Grown{Partition: p}, fmt.Errorf("%w: partition %d ends at sector %d, after partition %d starts at %d", ErrNotLast, q.Number, q.Last, n, p.First)
-		}
+		return Grown{Partition: grown}, err
 	}
 	es := t.entrySectors()
 	backup := sectors - 1
 	backupEntries := backup - es
-	lastUsable := backupEntries - 1
-	if p.Last > lastUsable || t.LastUsable > lastUsable || t.AlternateLBA > backup {
-		return Grown{Partition: p}, fmt.Errorf("gpt: the table is for a disk of %d sectors or more, the disk has %d", max(p.Last, t.LastUsable, t.AlternateLBA)+1, sectors)
-	}
-	if t.FirstUsable < entriesLBA+es {
-		return Grown{Partition: p}, fmt.Errorf("gpt: the first usable sector %d leaves no room for the entries at sector %d", t.FirstUsable, entriesLBA)
-	}
-	last := (lastUsable+1)/align*align - 1
-	if last < p.Last {
-		last = p.Last // never shrink; an unaligned end stays
-	}
-	grown := p
-	grown.Last = last
-
-	entries := append([]byte(nil), t.Entries...)
-	binary.LittleEndian.PutUint64(entries[(n-1)*int(t.EntrySize)+40:], last)
-	h := t.Header
-	h.AlternateLBA, h.LastUsable, h.EntriesCRC = backup, lastUsable, crc32.ChecksumIEEE(entries)
-	h.headerByteSize = headerSize
 	bh := h
 	bh.MyLBA, bh.AlternateLBA, bh.EntriesLBA = backup, 1, backupEntries
 	primary := h
 	primary.EntriesLBA = entriesLBA
 
-	done, err := isDone(dev, primary, bh, t)
-	if err != nil {
-		return Grown{Partition: grown}, err
-	}
 	changed := false
-	if !done {
+	if !isDone(dev, primary, bh, t) {
 		changed = true
 		steps := []struct {
 			data []byte
@@ -294,16 +266,55 @@ func Grow(dev Device, sectors uint64, n int) (Grown, error) {
 	return Grown{Partition: grown, Changed: changed || fixed}, nil
 }
 
+// Plan returns partition n of t as Grow would leave it on a disk of
+// sectors sectors, or Grow's error, without writing anything.
+func Plan(t *Table, sectors uint64, n int) (Partition, error) {
+	p, _, _, err := plan(t, sectors, n)
+	return p, err
+}
+
+// plan computes partition n grown, the primary header and the entry array
+// of the grown table. On an error the partition is as it is now.
+func plan(t *Table, sectors uint64, n int) (Partition, Header, []byte, error) {
+	p, err := t.Partition(n)
+	if err != nil {
+		return Partition{}, Header{}, nil, err
+	}
+	for _, q := range t.Partitions() {
+		if q.Number != n && q.Last >= p.First {
+			return p, Header{}, nil, fmt.Errorf("%w: partition %d ends at sector %d, after partition %d starts at %d", ErrNotLast, q.Number, q.Last, n, p.First)
+		}
+	}
+	es := t.entrySectors()
+	backup := sectors - 1
+	lastUsable := backup - es - 1
+	if p.Last > lastUsable || t.LastUsable > lastUsable || t.AlternateLBA > backup {
+		return p, Header{}, nil, fmt.Errorf("gpt: the table is for a disk of %d sectors or more, the disk has %d", max(p.Last, t.LastUsable, t.AlternateLBA)+1, sectors)
+	}
+	if t.FirstUsable < entriesLBA+es {
+		return p, Header{}, nil, fmt.Errorf("gpt: the first usable sector %d leaves no room for the entries at sector %d", t.FirstUsable, entriesLBA)
+	}
+	last := (lastUsable+1)/align*align - 1
+	if last < p.Last {
+		last = p.Last // never shrink; an unaligned end stays
+	}
+	grown := p
+	grown.Last = last
+	entries := append([]byte(nil), t.Entries...)
+	binary.LittleEndian.PutUint64(entries[(n-1)*int(t.EntrySize)+40:], last)
+	h := t.Header
+	h.AlternateLBA, h.LastUsable, h.EntriesCRC = backup, lastUsable, crc32.ChecksumIEEE(entries)
+	h.headerByteSize = headerSize
+	return grown, h, entries, nil
+}
+
 // isDone reports whether the disk already holds the grown tables.
-func isDone(dev Device, primary, backup Header, t *Table) (bool, error) {
+func isDone(dev Device, primary, backup Header, t *Table) bool {
 	if t.Header != primary {
-		return false, nil
+		return false
 	}
 	b, err := ReadAt(dev, backup.MyLBA)
-	if err != nil {
-		return false, nil // no valid backup at the end yet
-	}
-	return b.Header == backup && bytes.Equal(b.Entries, t.Entries), nil
+	return err == nil && b.Header == backup && bytes.Equal(b.Entries, t.Entries)
 }
 
 // fixProtectiveMBR sets the size of a protective MBR's one 0xEE entry to

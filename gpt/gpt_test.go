@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/passivesensor/sensor/internal/disktest"
 	"github.com/passivesensor/sensor/internal/powercut"
 )
 
@@ -21,55 +22,9 @@ func needSgdisk(t *testing.T) {
 	}
 }
 
-const (
-	mib       = 1 << 20
-	prefix    = "60C24CC1-F3F9-427A-8199-83B6367B"
-	imageSize = 2 << 30
-)
+const mib = 1 << 20
 
-// image lays out a disk of imageSize bytes as make image does (boot, two
-// roots, /perm to the end) and then makes the file size bytes long, as
-// writing the image to a bigger disk does.
-func image(t *testing.T, size int64, hybrid bool) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "disk.img")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Truncate(imageSize)
-	f.Close()
-	out, err := exec.Command("sgdisk", "-o", "-U", prefix+"0000",
-		"-n1:8192:+300M", "-t1:C12A7328-F81F-11D2-BA4B-00A0C93EC93B", "-u1:"+prefix+"0001", "-c1:boot",
-		"-n2:0:+500M", "-u2:"+prefix+"0002", "-c2:root-a",
-		"-n3:0:+500M", "-u3:"+prefix+"0003", "-c3:root-b",
-		"-n4:0:0", "-u4:"+prefix+"0004", "-c4:perm", path).CombinedOutput()
-	if err != nil {
-		t.Fatalf("sgdisk: %v: %s", err, out)
-	}
-	if hybrid {
-		// The Raspberry Pi's: entry 1 the boot partition, entry 2 a
-		// protective entry over the tables only.
-		f, _ := os.OpenFile(path, os.O_RDWR, 0)
-		mbr := make([]byte, 512)
-		f.ReadAt(mbr, 0)
-		clear(mbr[446:510])
-		e := mbr[446:]
-		e[0], e[4] = 0x80, 0x0c
-		binary.LittleEndian.PutUint32(e[8:], 8192)
-		binary.LittleEndian.PutUint32(e[12:], 300*mib/512)
-		e = mbr[462:]
-		e[4] = 0xee
-		binary.LittleEndian.PutUint32(e[8:], 1)
-		binary.LittleEndian.PutUint32(e[12:], 8191)
-		f.WriteAt(mbr, 0)
-		f.Close()
-	}
-	if err := os.Truncate(path, size); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
+func image(t *testing.T, size int64, hybrid bool) string { return disktest.Image(t, size, hybrid) }
 
 // verify runs sgdisk -v and fails unless it finds no problems and, for a
 // grown disk, has no caution to give either (the image's own partition 4
@@ -171,16 +126,16 @@ type fileDev struct{ *os.File }
 // and nothing is written.
 func TestGrowRefuses(t *testing.T) {
 	needSgdisk(t)
-	path := image(t, imageSize, false)
+	path := image(t, disktest.ImageSize, false)
 	f := openFile(t, path)
-	if g, err := Grow(fileDev{f}, imageSize/512, 4); err != nil || g.Changed {
+	if g, err := Grow(fileDev{f}, disktest.ImageSize/512, 4); err != nil || g.Changed {
 		t.Fatalf("same size: %+v %v", g, err)
 	}
 	verify(t, path, false)
-	if _, err := Grow(fileDev{f}, imageSize/512-100, 4); err == nil || !strings.Contains(err.Error(), "disk has") {
+	if _, err := Grow(fileDev{f}, disktest.ImageSize/512-100, 4); err == nil || !strings.Contains(err.Error(), "disk has") {
 		t.Fatalf("smaller disk: %v", err)
 	}
-	if _, err := Grow(fileDev{f}, 2*imageSize/512, 3); !errors.Is(err, ErrNotLast) {
+	if _, err := Grow(fileDev{f}, 2*disktest.ImageSize/512, 3); !errors.Is(err, ErrNotLast) {
 		t.Fatalf("partition 3: %v", err)
 	}
 	verify(t, path, false)
@@ -269,13 +224,7 @@ func TestGrowCut(t *testing.T) {
 	needSgdisk(t)
 	const disk = 4<<30 + 3*mib
 	template := image(t, disk, false)
-	fresh := func() string {
-		p := filepath.Join(t.TempDir(), "disk.img")
-		if out, err := exec.Command("cp", "--sparse=always", template, p).CombinedOutput(); err != nil {
-			t.Fatalf("cp: %v: %s", err, out)
-		}
-		return p
-	}
+	fresh := func() string { return disktest.Copy(t, template) }
 	probe := fresh()
 	want := linuxPartitions(t, probe)
 	if len(want) != 4 {
