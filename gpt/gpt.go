@@ -201,6 +201,9 @@ type Grown struct {
 	Partition
 	// Changed says that Grow wrote anything.
 	Changed bool
+	// Finished says that the primary table already described the grown
+	// partition but the work was not done: a Grow cut short, finished.
+	Finished bool
 }
 
 // Grow makes partition n, which must be the last on the disk, end at the
@@ -235,9 +238,12 @@ func Grow(dev Device, sectors uint64, n int) (Grown, error) {
 	primary := h
 	primary.EntriesLBA = entriesLBA
 
-	changed := false
+	changed, finished := false, false
 	if !isDone(dev, primary, bh, t) {
 		changed = true
+		if old, _ := t.Partition(n); old == grown && t.LastUsable == h.LastUsable {
+			finished = true
+		}
 		steps := []struct {
 			data []byte
 			lba  uint64
@@ -263,7 +269,7 @@ func Grow(dev Device, sectors uint64, n int) (Grown, error) {
 	if err != nil {
 		return Grown{Partition: grown}, err
 	}
-	return Grown{Partition: grown, Changed: changed || fixed}, nil
+	return Grown{Partition: grown, Changed: changed || fixed, Finished: finished}, nil
 }
 
 // Plan returns partition n of t as Grow would leave it on a disk of

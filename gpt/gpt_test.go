@@ -264,8 +264,15 @@ func TestGrowCut(t *testing.T) {
 			default:
 				t.Fatalf("cut at operation %d (seed %d): partition 4 is %+v", cut, seed, got[3])
 			}
-			if _, err := Grow(fileDev{openFile(t, path)}, disk/512, 4); err != nil {
+			g2, err := Grow(fileDev{openFile(t, path)}, disk/512, 4)
+			if err != nil {
 				t.Fatalf("Grow after a cut at operation %d (seed %d): %v", cut, seed, err)
+			}
+			if got[3] == want[3] && g2.Finished {
+				t.Fatalf("cut at operation %d (seed %d): the old layout is reported as an interrupted growth", cut, seed)
+			}
+			if g2.Finished {
+				states["finished"]++
 			}
 			verify(t, path, true)
 			if p := linuxPartitions(t, path); len(p) != 4 || p[3] != g.Partition {
@@ -274,7 +281,7 @@ func TestGrowCut(t *testing.T) {
 		}
 	}
 	t.Logf("%d operations; after a cut partition 4 was %v", ops, states)
-	if states["old"] == 0 || states["grown"] == 0 {
+	if states["old"] == 0 || states["grown"] == 0 || states["finished"] == 0 {
 		t.Errorf("the cuts never left the old or the grown layout: %v", states)
 	}
 }

@@ -115,7 +115,7 @@ func prepare(log *slog.Logger, d disk, sectors uint64, n int) (result, error) {
 		r.Grown = g.Changed
 		r.Part = g.Partition
 		if g.Changed {
-			log.Info("grew the partition to the end of the disk", "partition", n,
+			log.Info("grew the partition to the end of the disk", "partition", n, "finished_interrupted", g.Finished,
 				"from_mib", from.Bytes()>>20, "to_mib", g.Bytes()>>20, "disk_mib", int64(sectors)*gpt.SectorSize>>20)
 		}
 	}
