@@ -400,13 +400,7 @@ func TestBootSmoke(t *testing.T) {
 	}
 	lap := stepTimer(t)
 	// The box's disk: the image as built, written to a bigger disk.
-	disk := filepath.Join(t.TempDir(), "disk.img")
-	if out, err := exec.Command("cp", "--sparse=always", img, disk).CombinedOutput(); err != nil {
-		t.Fatalf("copying image: %v: %s", err, out)
-	}
-	if err := os.Truncate(disk, *diskSize); err != nil {
-		t.Fatal(err)
-	}
+	disk := boxDisk(t, img)
 	v := bootWith(t, disk, bootOpts{persistent: true, uartPTY: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 3**bootTimeout)
 	defer cancel()
@@ -524,14 +518,7 @@ func TestBootSmoke(t *testing.T) {
 
 	// Power off through gokrazy (services stopped, /perm unmounted) and
 	// look at the disk from outside.
-	if err := v.post(ctx, pw, "/poweroff"); err != nil {
-		t.Fatalf("power off through gokrazy: %v", err)
-	}
-	select {
-	case <-v.waitExit():
-	case <-time.After(2 * time.Minute):
-		t.Fatal("qemu still runs two minutes after the power-off")
-	}
+	v.powerOff(ctx, t, pw)
 	lap("power-off")
 	perm := checkPermOnDisk(t, disk)
 	if perm.fields["Filesystem UUID"] != uuid {
@@ -565,6 +552,20 @@ func checkMkperm(ctx context.Context, t *testing.T, v *vm, pw string) {
 		t.Errorf("mkperm's log in gokrazy's status:\n%s", log)
 	}
 	t.Logf("gokrazy's status for /user/mkperm: stopped; %s", lastLines(log, 1))
+}
+
+// powerOff powers the box off through gokrazy (services stopped, /perm
+// unmounted) and waits for qemu to exit.
+func (v *vm) powerOff(ctx context.Context, t *testing.T, pw string) {
+	t.Helper()
+	if err := v.post(ctx, pw, "/poweroff"); err != nil {
+		t.Fatalf("power off through gokrazy: %v", err)
+	}
+	select {
+	case <-v.waitExit():
+	case <-time.After(2 * time.Minute):
+		t.Fatal("qemu still runs two minutes after the power-off")
+	}
 }
 
 // waitSerialCount waits until the serial console shows n lines matching

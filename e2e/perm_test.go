@@ -8,13 +8,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/passivesensor/sensor/gpt"
+	"github.com/passivesensor/sensor/internal/disktest"
 	"github.com/passivesensor/sensor/permfs"
 )
 
@@ -24,20 +23,8 @@ import (
 // keeps the image's size: the box, finding /perm mounted, does not grow it.
 func factoryPerm(t *testing.T, img string) {
 	t.Helper()
-	f, err := os.OpenFile(img, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tab, err := gpt.Read(f)
-	if err != nil {
-		t.Fatalf("%s: %v", img, err)
-	}
-	p, err := tab.Partition(4)
-	if err != nil {
-		t.Fatalf("%s: %v", img, err)
-	}
-	part := permfs.FileAt{File: f, Off: p.Offset()}
+	p := disktest.Partition(t, img, 4)
+	part := permfs.FileAt{File: disktest.Open(t, img), Off: p.Offset()}
 	sigs, err := permfs.Detect(part, p.Bytes())
 	if err != nil {
 		t.Fatal(err)
@@ -50,6 +37,17 @@ func factoryPerm(t *testing.T, img string) {
 	case sigs[0].What != "ext2/3/4 superblock":
 		t.Fatalf("%s: partition 4 holds %v, not /perm", img, sigs)
 	}
+}
+
+// boxDisk is a box's disk with the image written to it: a copy of the
+// image as built, made -disk_size bytes long (sparse).
+func boxDisk(t *testing.T, img string) string {
+	t.Helper()
+	disk := disktest.Copy(t, img)
+	if err := os.Truncate(disk, *diskSize); err != nil {
+		t.Fatal(err)
+	}
+	return disk
 }
 
 // permOnDisk is /perm as found on a disk image after the box stopped.
@@ -78,19 +76,7 @@ func checkPermOnDisk(t *testing.T, disk string) permOnDisk {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(disk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tab, err := gpt.Read(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := tab.Partition(4)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := disktest.Partition(t, disk, 4)
 	r := permOnDisk{part: p, diskSectors: st.Size() / 512, fields: map[string]string{}}
 	if end := uint64(r.diskSectors) - 34; p.Last > end || end-p.Last >= 2048 {
 		t.Errorf("partition 4 ends at sector %d of %d: not grown to the disk's end", p.Last, r.diskSectors)
@@ -217,17 +203,8 @@ func TestFirstBootCut(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			lap := stepTimer(t)
-			disk := filepath.Join(t.TempDir(), "disk.img")
-			if out, err := exec.Command("cp", "--sparse=always", img, disk).CombinedOutput(); err != nil {
-				t.Fatalf("copying image: %v: %s", err, out)
-			}
-			if err := os.Truncate(disk, *diskSize); err != nil {
-				t.Fatal(err)
-			}
-			f, err := os.OpenFile(disk, os.O_RDWR, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
+			disk := boxDisk(t, img)
+			f := disktest.Open(t, disk)
 			c.cut(t, f, uint64(*diskSize/512))
 			f.Close()
 			v := bootWith(t, disk, bootOpts{persistent: true})
@@ -258,14 +235,7 @@ func TestFirstBootCut(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := v.post(ctx, pw, "/poweroff"); err != nil {
-				t.Fatalf("power off through gokrazy: %v", err)
-			}
-			select {
-			case <-v.waitExit():
-			case <-time.After(2 * time.Minute):
-				t.Fatal("qemu still runs two minutes after the power-off")
-			}
+			v.powerOff(ctx, t, pw)
 			checkPermOnDisk(t, disk)
 			checkPerm(t, v)
 		})

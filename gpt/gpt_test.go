@@ -1,4 +1,4 @@
-package gpt
+package gpt_test
 
 import (
 	"encoding/binary"
@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/passivesensor/sensor/gpt"
 	"github.com/passivesensor/sensor/internal/disktest"
 	"github.com/passivesensor/sensor/internal/powercut"
 )
@@ -22,7 +23,10 @@ func needSgdisk(t *testing.T) {
 	}
 }
 
-const mib = 1 << 20
+const (
+	mib   = 1 << 20
+	align = 2048 // sectors in 1 MiB: partition ends are aligned to it
+)
 
 func image(t *testing.T, size int64, hybrid bool) string { return disktest.Image(t, size, hybrid) }
 
@@ -52,15 +56,7 @@ func sgdiskPart(t *testing.T, path string, n int) (first, last uint64) {
 	return first, last
 }
 
-func openFile(t *testing.T, path string) *os.File {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
-}
+func openFile(t *testing.T, path string) *os.File { return disktest.Open(t, path) }
 
 // A 2 GiB image on a 4 GiB disk: partition 4 ends at the last 1 MiB
 // boundary before the backup table, which moves to the disk's end;
@@ -78,7 +74,7 @@ func TestGrow(t *testing.T) {
 		}
 		f := openFile(t, path)
 		sectors := uint64(disk / 512)
-		g, err := Grow(fileDev{f}, sectors, 4)
+		g, err := gpt.Grow(fileDev{f}, sectors, 4)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,7 +98,7 @@ func TestGrow(t *testing.T) {
 		if got, want := sector0(t, path)[446:512], sector0(t, ref)[446:512]; string(got) != string(want) {
 			t.Errorf("protective MBR\n got %x\nwant %x", got, want)
 		}
-		if g, err := Grow(fileDev{f}, sectors, 4); err != nil || g.Changed {
+		if g, err := gpt.Grow(fileDev{f}, sectors, 4); err != nil || g.Changed {
 			t.Fatalf("second Grow: %+v %v", g, err)
 		}
 	}
@@ -128,20 +124,20 @@ func TestGrowRefuses(t *testing.T) {
 	needSgdisk(t)
 	path := image(t, disktest.ImageSize, false)
 	f := openFile(t, path)
-	if g, err := Grow(fileDev{f}, disktest.ImageSize/512, 4); err != nil || g.Changed {
+	if g, err := gpt.Grow(fileDev{f}, disktest.ImageSize/512, 4); err != nil || g.Changed {
 		t.Fatalf("same size: %+v %v", g, err)
 	}
 	verify(t, path, false)
-	if _, err := Grow(fileDev{f}, disktest.ImageSize/512-100, 4); err == nil || !strings.Contains(err.Error(), "disk has") {
+	if _, err := gpt.Grow(fileDev{f}, disktest.ImageSize/512-100, 4); err == nil || !strings.Contains(err.Error(), "disk has") {
 		t.Fatalf("smaller disk: %v", err)
 	}
-	if _, err := Grow(fileDev{f}, 2*disktest.ImageSize/512, 3); !errors.Is(err, ErrNotLast) {
+	if _, err := gpt.Grow(fileDev{f}, 2*disktest.ImageSize/512, 3); !errors.Is(err, gpt.ErrNotLast) {
 		t.Fatalf("partition 3: %v", err)
 	}
 	verify(t, path, false)
 	blank := filepath.Join(t.TempDir(), "blank.img")
 	os.WriteFile(blank, make([]byte, 1<<20), 0o644)
-	if _, err := Grow(fileDev{openFile(t, blank)}, 2048, 4); !errors.Is(err, ErrNoTable) {
+	if _, err := gpt.Grow(fileDev{openFile(t, blank)}, 2048, 4); !errors.Is(err, gpt.ErrNoTable) {
 		t.Fatalf("blank disk: %v", err)
 	}
 }
@@ -151,7 +147,7 @@ func TestGrowHybrid(t *testing.T) {
 	needSgdisk(t)
 	path := image(t, 4<<30, true)
 	mbr := sector0(t, path)
-	if _, err := Grow(fileDev{openFile(t, path)}, 4<<30/512, 4); err != nil {
+	if _, err := gpt.Grow(fileDev{openFile(t, path)}, 4<<30/512, 4); err != nil {
 		t.Fatal(err)
 	}
 	if string(sector0(t, path)) != string(mbr) {
@@ -169,7 +165,7 @@ func TestGrowHybrid(t *testing.T) {
 // checked as is_gpt_valid checks them; the backup only counts when the
 // primary is valid. It returns nil where Linux would find no GPT: a disk
 // that would not boot.
-func linuxPartitions(t *testing.T, path string) []Partition {
+func linuxPartitions(t *testing.T, path string) []gpt.Partition {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -212,7 +208,7 @@ func linuxPartitions(t *testing.T, path string) []Partition {
 	if crc32.ChecksumIEEE(e) != le.Uint32(b[88:]) {
 		return nil
 	}
-	t2 := &Table{Header: Header{NumEntries: n, EntrySize: 128}, Entries: e}
+	t2 := &gpt.Table{Header: gpt.Header{NumEntries: n, EntrySize: 128}, Entries: e}
 	return t2.Partitions()
 }
 
@@ -234,7 +230,7 @@ func TestGrowCut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := Grow(d, disk/512, 4)
+	g, err := gpt.Grow(d, disk/512, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +244,7 @@ func TestGrowCut(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := Grow(d, disk/512, 4); !errors.Is(err, powercut.ErrCut) {
+			if _, err := gpt.Grow(d, disk/512, 4); !errors.Is(err, powercut.ErrCut) {
 				t.Fatalf("cut at operation %d of %d: %v", cut, ops, err)
 			}
 			d.Close()
@@ -264,7 +260,7 @@ func TestGrowCut(t *testing.T) {
 			default:
 				t.Fatalf("cut at operation %d (seed %d): partition 4 is %+v", cut, seed, got[3])
 			}
-			g2, err := Grow(fileDev{openFile(t, path)}, disk/512, 4)
+			g2, err := gpt.Grow(fileDev{openFile(t, path)}, disk/512, 4)
 			if err != nil {
 				t.Fatalf("Grow after a cut at operation %d (seed %d): %v", cut, seed, err)
 			}

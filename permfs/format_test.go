@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,15 +26,12 @@ func needTools(t testing.TB, tools ...string) {
 // formatFile formats a sparse file of size bytes and returns its path.
 func formatFile(t testing.TB, size int64, o Options) (string, Info) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "perm.img")
-	f, err := os.Create(path)
+	path := sparseFile(t, size)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if err := f.Truncate(size); err != nil {
-		t.Fatal(err)
-	}
 	info, err := Format(FileAt{File: f}, size, o)
 	if err != nil {
 		t.Fatalf("Format(%d bytes): %v", size, err)

@@ -30,15 +30,7 @@ func needTools(t *testing.T, tools ...string) {
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func openDisk(t *testing.T, path string) *os.File {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
-}
+func openDisk(t *testing.T, path string) *os.File { return disktest.Open(t, path) }
 
 func sectors(t *testing.T, path string) uint64 {
 	st, err := os.Stat(path)
@@ -55,24 +47,7 @@ func firstBoot(t *testing.T, path string) (result, error) {
 	return prepare(quiet, permfs.FileAt{File: openDisk(t, path)}, sectors(t, path), 4)
 }
 
-// partition reads partition n of a disk image from its primary table.
-func partition(t *testing.T, path string, n int) gpt.Partition {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tab, err := gpt.Read(f)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	p, err := tab.Partition(n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
+func partition(t *testing.T, path string, n int) gpt.Partition { return disktest.Partition(t, path, n) }
 
 // checkDone checks a disk whose /perm was made: sgdisk finds no problem
 // in the table (nor, when grown, a partition end off a 1 MiB boundary),

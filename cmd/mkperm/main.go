@@ -63,11 +63,7 @@ func run(log *slog.Logger, permDir string, partNum int, reboot bool) error {
 			"mib", int64(st.Blocks)*st.Bsize>>20, "free_mib", int64(st.Bavail)*st.Bsize>>20)
 		return nil
 	}
-	cmdline, err := os.ReadFile("/proc/cmdline")
-	if err != nil {
-		return err
-	}
-	layout, err := update.FindLayout(string(cmdline), "/sys/block", "/dev")
+	layout, err := update.BootLayout()
 	if err != nil {
 		return err
 	}

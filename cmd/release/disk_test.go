@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/passivesensor/sensor/gpt"
+	"github.com/passivesensor/sensor/internal/disktest"
 	"github.com/passivesensor/sensor/permfs"
 	"github.com/passivesensor/sensor/update"
 )
@@ -166,19 +166,12 @@ func TestDiskEFI(t *testing.T) {
 // and holds nothing: the box makes its file system on the first boot.
 func checkPermBlank(t *testing.T, img string) {
 	t.Helper()
+	p := disktest.Partition(t, img, 4)
 	f, err := os.Open(img)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	tab, err := gpt.Read(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := tab.Partition(4)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if p.Last != 2147483648/512-34 {
 		t.Errorf("partition 4 ends at sector %d", p.Last)
 	}

@@ -106,11 +106,7 @@ func run(log *slog.Logger, c config) error {
 	if err != nil {
 		return err
 	}
-	cmdline, err := os.ReadFile("/proc/cmdline")
-	if err != nil {
-		return err
-	}
-	layout, err := update.FindLayout(string(cmdline), "/sys/block", "/dev")
+	layout, err := update.BootLayout()
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/passivesensor/sensor/gpt"
 )
 
 // ImageSize is the size make image lays the disk out for.
@@ -76,6 +78,38 @@ func Copy(t testing.TB, path string) string {
 	p := filepath.Join(t.TempDir(), filepath.Base(path))
 	if out, err := exec.Command("cp", "--sparse=always", path, p).CombinedOutput(); err != nil {
 		t.Fatalf("cp: %v: %s", err, out)
+	}
+	return p
+}
+
+// Open opens a disk image file for reading and writing until the test
+// ends.
+func Open(t testing.TB, path string) *os.File {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// Partition reads partition n of a disk image file from its primary
+// partition table.
+func Partition(t testing.TB, path string, n int) gpt.Partition {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tab, err := gpt.Read(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	p, err := tab.Partition(n)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
 	return p
 }
