@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -95,7 +96,7 @@ func run(log *slog.Logger, permDir string, partNum int, reboot bool) error {
 	log.Info("created /perm: ext4 with a journal", "device", dev, "mib", res.Created.Bytes()>>20,
 		"partition_mib", res.Part.Bytes()>>20, "grown", res.Grown, "resumed", res.Resumed,
 		"uuid", fmt.Sprintf("%x", res.Created.UUID), "groups", res.Created.Groups,
-		"journal_mib", res.Created.JournalBlocks*4096>>20, "took", res.Took.Round(1e6))
+		"journal_mib", res.Created.JournalBlocks*4096>>20, "took", res.Took.Round(time.Millisecond))
 	if !reboot {
 		return nil
 	}
