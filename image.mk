@@ -16,7 +16,8 @@ OUT         ?= out
 IMAGE       ?= $(OUT)/$(BOARD).img
 # Disk size the image is laid out for: gok needs at least 1100 MiB for the
 # boot and two root partitions plus 100 MiB of /perm. 2 GiB gives /perm
-# about 944 MiB. The file is sparse: it takes ~100 MiB on disk.
+# about 744 MiB, grown on the first boot to the end of the box's disk. The
+# file is sparse: it takes ~100 MiB on disk.
 IMAGE_BYTES ?= 2147483648
 # The gokrazy instances (one directory per board); make e2e-update points
 # it at derived instances to build its deliberately broken releases.
@@ -32,7 +33,7 @@ VERSION     ?= $(shell git describe --tags 2>/dev/null || echo 0.0.0-g$$(git rev
 .PHONY: image image-deps boot-smoke e2e e2e-smoke
 
 image-deps:
-	@missing=""; for c in mkfs.ext4 qemu-system-aarch64; do command -v $$c >/dev/null || missing=1; done; \
+	@missing=""; for c in e2fsck qemu-system-aarch64; do command -v $$c >/dev/null || missing=1; done; \
 	[ -e /usr/share/AAVMF/AAVMF_CODE.fd ] || missing=1; \
 	if [ -n "$$missing" ]; then \
 		$(SUDO) apt-get update -q && \
@@ -43,7 +44,9 @@ image-deps:
 # A/B slot has its own boot files: a 300 MiB boot partition with slot A's
 # files in a/ (arm64: systemd-boot, slot A's kernel and entry; rpi4: the
 # firmware, config.txt and tryboot.txt naming a/, and a hybrid MBR for the
-# firmware), root A (gok's squashfs), root B, and /perm formatted as ext4.
+# firmware), root A (gok's squashfs), root B, and /perm left blank: the
+# box's cmd/mkperm grows it to the end of its disk and makes its ext4 file
+# system on the first boot.
 IMAGE_VERSION ?= $(VERSION)
 image: image-deps
 	@test -f gokrazy/$(BOARD)/config.json || { echo "no gokrazy instance config gokrazy/$(BOARD)/config.json"; exit 1; }
@@ -60,10 +63,18 @@ image: image-deps
 	rm -f $(IMAGE).boot.fat
 	@ls -ls $(IMAGE)
 
-# boot-smoke boots the image under qemu-system-aarch64 (virt, cortex-a57,
-# TCG, AAVMF pflash firmware) and waits until the sensor service runs.
+# boot-smoke writes the image to a bigger disk (a 4 GiB sparse file) and
+# boots it under qemu-system-aarch64 (virt, cortex-a57, TCG, AAVMF pflash
+# firmware): the first boot makes /perm and reboots, the sensor service
+# runs, a code typed at the set-up console (plink) outlives a reboot, and
+# after a power-off sgdisk, e2fsck and dumpe2fs check the disk; then
+# (TestFirstBootCut) it boots disks a power cut left half way through the
+# first boot (partition table half grown; file system without its magic
+# number) and sees the box finish /perm.
+BOOT_SMOKE_APT := plink:putty-tools tmux:tmux sgdisk:gdisk debugfs:e2fsprogs
 boot-smoke: image-deps
-	$(GO) test -tags e2e -count=1 -v -timeout 10m ./e2e -run TestBootSmoke -image $(abspath $(IMAGE))
+	@for p in $(BOOT_SMOKE_APT); do command -v $${p%%:*} >/dev/null || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $${p#*:}; }; done
+	$(GO) test -tags e2e -count=1 -v -timeout 20m ./e2e -run 'TestBootSmoke|TestFirstBootCut' -image $(abspath $(IMAGE))
 
 # e2e builds the image and drives it as a site would (e2e/site_test.go):
 # the set-up console over the UART in PuTTY's plink (static address proven

@@ -28,6 +28,7 @@ var (
 	password    = flag.String("password", "", "gokrazy HTTP password (default: from IMAGE.log, then ~/.config/gokrazy)")
 	bootTimeout = flag.Duration("boot_timeout", 4*time.Minute, "how long to wait for the sensor to start")
 	sniffIface  = flag.String("sniff", "eth1", "the sniffing interface the image's sensor is started on")
+	diskSize    = flag.Int64("disk_size", 4<<30, "TestBootSmoke: size of the box's disk the image is written to (sparse file)")
 )
 
 // Firmware from Debian's qemu-efi-aarch64: AAVMF code (read-only) and a
@@ -56,6 +57,19 @@ type vm struct {
 	// panelSock is the host's unix socket of the sensor.panel port when
 	// bootOpts.panel is set.
 	panelSock string
+
+	exitOnce sync.Once
+	exited   chan error // qemu's exit, once waitExit started waiting
+}
+
+// waitExit returns a channel that receives qemu's exit status once it
+// has exited; the one Wait on qemu happens here.
+func (v *vm) waitExit() <-chan error {
+	v.exitOnce.Do(func() {
+		v.exited = make(chan error, 1)
+		go func() { v.exited <- v.cmd.Wait(); close(v.exited) }()
+	})
+	return v.exited
 }
 
 func requireTools(t *testing.T) string {
@@ -207,7 +221,7 @@ func bootWith(t *testing.T, img string, o bootOpts) *vm {
 	}
 	t.Cleanup(func() {
 		v.cmd.Process.Kill()
-		v.cmd.Wait()
+		<-v.waitExit()
 		if t.Failed() {
 			t.Logf("qemu output:\n%s", stderr.String())
 			t.Logf("serial console (last 60 lines):\n%s", tail(v.serialLog, 60))
@@ -361,18 +375,34 @@ func (v *vm) serviceLog(pw, service, stream string) string {
 	return sb.String()
 }
 
-// TestBootSmoke boots the image and waits for the sensor service: gokrazy's
-// init on the serial console, the kernel putting the sniffing interface into
-// promiscuous mode (the sensor opened its capture), then gokrazy's HTTP
-// status for /user/sensor and the sensor's own start-up log line.
+// TestBootSmoke writes the raw image to a larger disk, as a box is set up,
+// and boots it: on the first boot the box has no /perm and makes it
+// (cmd/mkperm, on the serial console), grown to the disk's end, and
+// reboots; gokrazy's init then mounts it. The test waits for the sensor
+// service: the kernel putting the sniffing interface into promiscuous mode
+// (the sensor opened its capture), gokrazy's HTTP status for /user/sensor
+// and the sensor's own start-up log line. A personalization code typed at
+// the set-up console over the UART (PuTTY's plink) is saved on /perm and
+// read back after a reboot through gokrazy, which finds the same /perm.
+// After a power-off through gokrazy the disk is checked from outside:
+// sgdisk -v, partition 4 to the disk's end, e2fsck -fn and dumpe2fs on
+// /perm, and the code in its settings file.
 func TestBootSmoke(t *testing.T) {
 	img := requireTools(t)
 	pw, err := httpPassword(img)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := boot(t, img)
-	ctx, cancel := context.WithTimeout(context.Background(), *bootTimeout)
+	for _, tool := range []string{"sgdisk", "e2fsck", "dumpe2fs", "debugfs"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (make boot-smoke installs gdisk and e2fsprogs)", tool)
+		}
+	}
+	lap := stepTimer(t)
+	// The box's disk: the image as built, written to a bigger disk.
+	disk := boxDisk(t, img)
+	v := bootWith(t, disk, bootOpts{persistent: true, uartPTY: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 3**bootTimeout)
 	defer cancel()
 
 	if _, err := v.waitSerial(ctx, regexp.MustCompile(`Run /gokrazy/init as init process`)); err != nil {
@@ -380,11 +410,28 @@ func TestBootSmoke(t *testing.T) {
 	}
 	t.Logf("kernel started gokrazy init after %v", time.Since(v.started).Round(time.Second))
 
-	// /perm is the fourth partition, formatted ext4 by `make image`;
-	// gokrazy's init mounts it before it starts services.
-	if _, err := v.waitSerial(ctx, regexp.MustCompile(`EXT4-fs \(vda4\): mounted filesystem .* r/w`)); err != nil {
+	// First boot: nothing mounts on /perm; mkperm makes it and reboots.
+	created, err := v.waitSerial(ctx, regexp.MustCompile(`mkperm: .*msg="created /perm: ext4 with a journal".*`))
+	if err != nil {
+		t.Fatalf("/perm not created on the first boot: %v", err)
+	}
+	t.Logf("serial console: %s", created)
+	if !strings.Contains(created, "grown=true") {
+		t.Errorf("/perm was not grown to the end of the %d-byte disk", *diskSize)
+	}
+	lap("first boot: /perm created")
+	if err := v.waitSerialCount(ctx, `Run /gokrazy/init as init process`, 2); err != nil {
+		t.Fatalf("no reboot after /perm was created: %v", err)
+	}
+	// /perm is the fourth partition; gokrazy's init mounts it before it
+	// starts services.
+	mountRe := regexp.MustCompile(`EXT4-fs \(vda4\): mounted filesystem ([0-9a-f-]+) r/w`)
+	m, err := v.waitSerial(ctx, mountRe)
+	if err != nil {
 		t.Fatalf("/perm not mounted read-write: %v", err)
 	}
+	uuid := mountRe.FindStringSubmatch(m)[1]
+	lap("reboot to /perm mounted")
 
 	promisc := regexp.MustCompile(regexp.QuoteMeta(*sniffIface) + `: entered promiscuous mode`)
 	if _, err := v.waitSerial(ctx, promisc); err != nil {
@@ -416,6 +463,10 @@ func TestBootSmoke(t *testing.T) {
 	if !strings.Contains(stderr, "sensing interfaces=["+*sniffIface+"]") {
 		t.Fatalf("sensor never logged that it is sensing %s; stderr:\n%s", *sniffIface, stderr)
 	}
+	// gokrazy's status for mkperm: stopped (exit status 125), having
+	// found /perm mounted.
+	checkMkperm(ctx, t, v, pw)
+	lap("sensor running, gokrazy's status")
 
 	t.Run("StaysUp", func(t *testing.T) {
 		// A sensor that dies is restarted by gokrazy every second or so;
@@ -428,6 +479,109 @@ func TestBootSmoke(t *testing.T) {
 		}
 		t.Logf("sensor stderr after %v:\n%s", time.Since(v.started).Round(time.Second), lastLines(stderr, 8))
 	})
+
+	// State on /perm: a personalization code typed at the set-up console.
+	const code = "BCDE-FGHJ-KMNP-QRST"
+	con := openPlink(t, v.uartPTY)
+	time.Sleep(2 * time.Second)
+	con.keys("C-l")
+	con.want(90*time.Second, "Sensor set-up", "Registration >")
+	con.moveTo("Registration >")
+	con.keys("Enter", "Enter")
+	con.text(code)
+	con.keys("Enter")
+	con.want(10*time.Second, "Code set to "+code)
+	lap("console: personalization code saved")
+
+	// A reboot through gokrazy finds the same /perm and the code on it.
+	if err := v.post(ctx, pw, "/reboot"); err != nil {
+		t.Fatalf("reboot through gokrazy: %v", err)
+	}
+	if err := v.waitSerialCount(ctx, `EXT4-fs \(vda4\): mounted filesystem `+uuid+` r/w`, 2); err != nil {
+		t.Fatalf("/perm %s not mounted again after the reboot: %v", uuid, err)
+	}
+	if b, _ := os.ReadFile(v.serialLog); strings.Count(string(b), `msg="created /perm`) != 1 {
+		t.Fatal("/perm was made again after the reboot")
+	}
+	if err := v.waitSerialCount(ctx, `entered promiscuous mode`, 2); err != nil {
+		t.Fatal(err)
+	}
+	checkMkperm(ctx, t, v, pw)
+	time.Sleep(2 * time.Second)
+	con.keys("Escape", "Escape", "C-l")
+	con.want(90*time.Second, "Sensor set-up", "Registration >")
+	con.moveTo("Registration >")
+	con.keys("Enter")
+	con.want(10*time.Second, code)
+	lap("reboot: the same /perm, the code read back at the console")
+	checkPerm(t, v)
+
+	// Power off through gokrazy (services stopped, /perm unmounted) and
+	// look at the disk from outside.
+	v.powerOff(ctx, t, pw)
+	lap("power-off")
+	perm := checkPermOnDisk(t, disk)
+	if perm.fields["Filesystem UUID"] != uuid {
+		t.Errorf("/perm on the disk is %s, the box mounted %s", perm.fields["Filesystem UUID"], uuid)
+	}
+	if got := catPerm(t, disk, perm.part, "/sensor/settings.json"); !strings.Contains(got, code) {
+		t.Errorf("/perm/sensor/settings.json lacks the code:\n%s", got)
+	}
+	t.Logf("/perm: partition 4 %d MiB on a %d MiB disk; %s blocks of %s bytes, %s free; features %s; journal %s",
+		perm.part.Bytes()>>20, perm.diskSectors*512>>20, perm.fields["Block count"], perm.fields["Block size"],
+		perm.fields["Free blocks"], perm.fields["Filesystem features"], perm.fields["Total journal size"])
+}
+
+// checkMkperm checks gokrazy's status for mkperm on a box whose /perm is
+// mounted: stopped (exit status 125, not restarted), having said so.
+func checkMkperm(ctx context.Context, t *testing.T, v *vm, pw string) {
+	t.Helper()
+	var st serviceStatus
+	for {
+		b, err := v.get(ctx, pw, "/status?path=/user/mkperm", "application/json")
+		if err == nil && json.Unmarshal(b, &st) == nil && st.Stopped {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("gokrazy's status for /user/mkperm: %v %+v", err, st)
+		}
+		time.Sleep(time.Second)
+	}
+	log := v.serviceLog(pw, "/user/mkperm", "stderr")
+	if !strings.Contains(log, `msg="/perm is mounted: nothing to do" device=/dev/vda4 type=ext4`) {
+		t.Errorf("mkperm's log in gokrazy's status:\n%s", log)
+	}
+	t.Logf("gokrazy's status for /user/mkperm: stopped; %s", lastLines(log, 1))
+}
+
+// powerOff powers the box off through gokrazy (services stopped, /perm
+// unmounted) and waits for qemu to exit.
+func (v *vm) powerOff(ctx context.Context, t *testing.T, pw string) {
+	t.Helper()
+	if err := v.post(ctx, pw, "/poweroff"); err != nil {
+		t.Fatalf("power off through gokrazy: %v", err)
+	}
+	select {
+	case <-v.waitExit():
+	case <-time.After(2 * time.Minute):
+		t.Fatal("qemu still runs two minutes after the power-off")
+	}
+}
+
+// waitSerialCount waits until the serial console shows n lines matching
+// re.
+func (v *vm) waitSerialCount(ctx context.Context, re string, n int) error {
+	r := regexp.MustCompile(re)
+	for {
+		if b, err := os.ReadFile(v.serialLog); err == nil && len(r.FindAll(b, -1)) >= n {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("serial console never showed %d lines matching %q: %w", n, re, ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 func lastLines(s string, n int) string {

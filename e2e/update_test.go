@@ -505,11 +505,14 @@ func espFile(t *testing.T, img, name string) []byte {
 }
 
 // writePerm puts files into the image's /perm (ext4), as a technician's
-// earlier set-up would have left them.
+// earlier set-up would have left them; on a disk as built, whose /perm
+// the box would make on its first boot, it first makes the file system
+// as the factory does (factoryPerm).
 func writePerm(t *testing.T, img string, files map[string][]byte) {
 	if _, err := exec.LookPath("debugfs"); err != nil {
 		t.Skip("debugfs not installed (apt-get install e2fsprogs)")
 	}
+	factoryPerm(t, img)
 	dev := fmt.Sprintf("%s?offset=%d", img, permOffset(t, img))
 	dirs := map[string]bool{}
 	tmp := t.TempDir()

@@ -62,6 +62,16 @@ func (l Layout) Dev(n int) string {
 // RootDev is the device node of slot s's root partition.
 func (l Layout) RootDev(s Slot) string { return l.Dev(l.BootPart + s.PartOffset()) }
 
+// BootLayout is FindLayout for the running box: its kernel command line
+// (/proc/cmdline) and block devices.
+func BootLayout() (Layout, error) {
+	cmdline, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return Layout{}, fmt.Errorf("update: %w", err)
+	}
+	return FindLayout(string(cmdline), "/sys/block", "/dev")
+}
+
 var cmdlineRoot = regexp.MustCompile(`root=PARTUUID=([0-9A-Fa-f-]{36})/PARTNROFF=(\d)`)
 
 // FindLayout reads root=PARTUUID=<boot>/PARTNROFF=<n> from the kernel

@@ -38,7 +38,9 @@ var rootPartUUID = regexp.MustCompile(`root=PARTUUID=([0-9a-fA-F-]{36})/PARTNROF
 //	  rpi4:  the firmware, config.txt and tryboot.txt naming a/ (os_prefix),
 //	         a hybrid MBR whose first entry is this partition, for the firmware
 //	2 root of slot A (the squashfs), 3 root of slot B, each ROOT_MIB
-//	4 /perm (ext4) to the end of the disk
+//	4 /perm to the end of the disk, left blank (zeros): the box's
+//	  cmd/mkperm grows it to the end of the box's disk and makes the file
+//	  system on the first boot
 func disk(args []string) error {
 	fs := flag.NewFlagSet("disk", flag.ExitOnError)
 	bootFAT := fs.String("boot", "", "boot file system gok wrote (--boot)")
@@ -56,9 +58,9 @@ func disk(args []string) error {
 	if *board != "arm64" && *board != "rpi4" {
 		return fmt.Errorf("-board %q: want arm64 or rpi4", *board)
 	}
-	for _, tool := range []string{"sgdisk", "mkfs.vfat", "mcopy", "mmd", "mtype", "mkfs.ext4"} {
+	for _, tool := range []string{"sgdisk", "mkfs.vfat", "mcopy", "mmd", "mtype"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s not found (apt-get install gdisk dosfstools mtools e2fsprogs)", tool)
+			return fmt.Errorf("%s not found (apt-get install gdisk dosfstools mtools)", tool)
 		}
 	}
 	tmp, err := os.MkdirTemp("", "sensor-disk-")
@@ -121,13 +123,10 @@ func disk(args []string) error {
 	if err := copyAt(*out, *root, p2*sector); err != nil {
 		return err
 	}
-	// /perm: from p4 to the GPT backup header (33 sectors at the end).
+	// /perm: from p4 to the GPT backup table (33 sectors at the end),
+	// zeros in the sparse file: made on the box's first boot.
 	permBytes := (*size/sector - 34 - p4) * sector
-	if _, err := run("mkfs.ext4", "-q", "-F", "-L", "perm", "-E", fmt.Sprintf("offset=%d", p4*sector), *out,
-		fmt.Sprintf("%dk", permBytes/1024)); err != nil {
-		return err
-	}
-	fmt.Printf("%s: %s, boot %d MiB (slot A's boot files in a/), roots %d MiB each, /perm %d MiB\n",
+	fmt.Printf("%s: %s, boot %d MiB (slot A's boot files in a/), roots %d MiB each, /perm %d MiB unformatted (made on the first boot)\n",
 		*out, *board, *espMiB, *rootMiB, permBytes>>20)
 	return nil
 }

@@ -3,19 +3,22 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/passivesensor/sensor/internal/disktest"
+	"github.com/passivesensor/sensor/permfs"
 	"github.com/passivesensor/sensor/update"
 )
 
 func needDiskTools(t *testing.T) {
-	for _, tool := range []string{"sgdisk", "mkfs.vfat", "mcopy", "mmd", "mtype", "mkfs.ext4"} {
+	for _, tool := range []string{"sgdisk", "mkfs.vfat", "mcopy", "mmd", "mtype"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (apt-get install gdisk dosfstools mtools e2fsprogs)", tool)
+			t.Skipf("%s not installed (apt-get install gdisk dosfstools mtools)", tool)
 		}
 	}
 }
@@ -131,6 +134,7 @@ func TestDiskRaspberryPi(t *testing.T) {
 	if !strings.Contains(string(list), "::/b/") {
 		t.Errorf("no directory for slot b:\n%s", list)
 	}
+	checkPermBlank(t, img)
 }
 
 // The EFI disk: systemd-boot and slot a's entry and kernel.
@@ -154,5 +158,25 @@ func TestDiskEFI(t *testing.T) {
 	}
 	if !strings.Contains(espOf(t, img, "loader/loader.conf"), "default slot-a.conf\n") {
 		t.Fatal("loader.conf does not default to slot a")
+	}
+	checkPermBlank(t, img)
+}
+
+// checkPermBlank checks that /perm (partition 4) reaches the disk's end
+// and holds nothing: the box makes its file system on the first boot.
+func checkPermBlank(t *testing.T, img string) {
+	t.Helper()
+	p := disktest.Partition(t, img, 4)
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if p.Last != 2147483648/512-34 {
+		t.Errorf("partition 4 ends at sector %d", p.Last)
+	}
+	sigs, err := permfs.Detect(io.NewSectionReader(f, p.Offset(), p.Bytes()), p.Bytes())
+	if err != nil || len(sigs) > 0 {
+		t.Errorf("partition 4 is not blank: %v %v", sigs, err)
 	}
 }

@@ -28,7 +28,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -42,6 +41,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/passivesensor/sensor/board"
+	"github.com/passivesensor/sensor/internal/gokrazyapi"
 	"github.com/passivesensor/sensor/settings"
 	"github.com/passivesensor/sensor/update"
 )
@@ -106,11 +106,7 @@ func run(log *slog.Logger, c config) error {
 	if err != nil {
 		return err
 	}
-	cmdline, err := os.ReadFile("/proc/cmdline")
-	if err != nil {
-		return err
-	}
-	layout, err := update.FindLayout(string(cmdline), "/sys/block", "/dev")
+	layout, err := update.BootLayout()
 	if err != nil {
 		return err
 	}
@@ -165,7 +161,7 @@ func run(log *slog.Logger, c config) error {
 	}
 	log.Info("updater", "board", prof.Name, "running", running, "slot", booted, "disk", layout.Disk)
 
-	gk := gokrazyClient()
+	gk := gokrazyapi.New()
 	err = in.AfterBoot(ctx, c.healthBound, func(ctx context.Context) error {
 		return healthy(ctx, gk, c.service, c.healthWindow)
 	})
@@ -455,47 +451,8 @@ func report(ctx context.Context, c *http.Client, u, running string, s update.Ste
 	return nil
 }
 
-// gokrazy is gokrazy's HTTP API on its unix socket, authenticated with the
-// password init read from gokr-pw.txt.
-type gokrazy struct {
-	c  *http.Client
-	pw string
-}
-
-func gokrazyClient() gokrazy {
-	var pw string
-	for _, p := range []string{"/etc/gokr-pw.txt", "/perm/gokr-pw.txt"} {
-		if b, err := os.ReadFile(p); err == nil {
-			pw = strings.TrimSpace(string(b))
-			break
-		}
-	}
-	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", "/run/gokrazy-http.sock")
-	}}
-	return gokrazy{&http.Client{Transport: tr, Timeout: 30 * time.Second}, pw}
-}
-
-func (g gokrazy) do(method, path string) ([]byte, error) {
-	req, err := http.NewRequest(method, "http://gokrazy"+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	if g.pw != "" {
-		req.SetBasicAuth("gokrazy", g.pw)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := g.c.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, b)
-	}
-	return b, err
-}
+// gokrazy is gokrazy's HTTP API on its unix socket.
+type gokrazy = gokrazyapi.Client
 
 // serviceStatus is what gokrazy's /status?path= answers as JSON.
 type serviceStatus struct {
@@ -521,7 +478,7 @@ func healthy(ctx context.Context, g gokrazy, service string, window time.Duratio
 	starts := 0
 	last := errors.New("not checked yet")
 	for {
-		b, err := g.do(http.MethodGet, "/status?path="+url.QueryEscape(service))
+		b, err := g.Do(http.MethodGet, "/status?path="+url.QueryEscape(service))
 		var st serviceStatus
 		if err == nil {
 			err = json.Unmarshal(b, &st)
@@ -594,10 +551,4 @@ func flush(steps chan update.Step) {
 
 // rebootBox asks gokrazy to stop the services, unmount /perm and reboot;
 // when that fails, it syncs and reboots itself.
-func rebootBox(g gokrazy) error {
-	if _, err := g.do(http.MethodPost, "/reboot"); err == nil {
-		time.Sleep(time.Minute)
-	}
-	unix.Sync()
-	return unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
-}
+func rebootBox(g gokrazy) error { return g.Reboot() }

@@ -44,7 +44,7 @@ func fakeGokrazy(t *testing.T, status func() serviceStatus) gokrazy {
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "tcp", srv.Listener.Addr().String())
 	}}
-	return gokrazy{c: &http.Client{Transport: tr}}
+	return gokrazy{HTTP: &http.Client{Transport: tr}}
 }
 
 func fastHealthPoll(t *testing.T) {
