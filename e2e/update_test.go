@@ -728,6 +728,11 @@ func TestUpdate(t *testing.T) {
 	if b.kernelsOf(update.SlotB) == 0 {
 		t.Fatalf("the kernel never ran from slot b: no root=.../PARTNROFF=2 on the UART (%s)", b.v.uartLog)
 	}
+	// The boot partition stays read-only but while the updater writes to
+	// it, so the boots of the trial and after the commit find it clean.
+	if klog, err := os.ReadFile(b.v.serialLog); err != nil || bytes.Contains(klog, []byte("not properly unmounted")) {
+		t.Fatalf("a boot found a file system marked dirty (%v); kernel log in %s", err, b.v.serialLog)
+	}
 	steps := c.steps(goodVersion)
 	t.Logf("the collector shows the steps of %s: %q", goodVersion, phaseList(steps))
 	var phases []string

@@ -35,6 +35,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -113,7 +114,8 @@ func run(log *slog.Logger, c config) error {
 	if err := mountSystem(layout); err != nil {
 		return err
 	}
-	boot, booted, running, err := bootControl(log, prof.Image, layout)
+	esp := &espFS{DirFS: update.DirFS{Dir: espMount}, dev: layout.Dev(layout.BootPart)}
+	boot, booted, running, err := bootControl(log, prof.Image, layout, esp)
 	if err != nil {
 		return err
 	}
@@ -144,7 +146,7 @@ func run(log *slog.Logger, c config) error {
 	client.Transport = &bearer{base: client.Transport, regFile: filepath.Join(c.settingsDir, registrationFile),
 		cloud: func() string { return cloudBase(c) }}
 	in := &update.Installer{
-		Key: pub, Board: prof.Image, Running: running, Boot: boot, ESP: update.DirFS{Dir: espMount},
+		Key: pub, Board: prof.Image, Running: running, Boot: boot, ESP: esp,
 		Root: func(s update.Slot) (update.Device, error) {
 			return openDevice(layout.RootDev(s))
 		},
@@ -274,18 +276,59 @@ func mountSystem(l update.Layout) error {
 	if err := os.MkdirAll(espMount, 0o755); err != nil {
 		return err
 	}
-	if err := unix.Mount(l.Dev(l.BootPart), espMount, "vfat", unix.MS_NOEXEC|unix.MS_NOSUID|unix.MS_NODEV, "flush"); err != nil && !errors.Is(err, unix.EBUSY) {
-		return fmt.Errorf("mount boot partition %s: %w", l.Dev(l.BootPart), err)
+	dev := l.Dev(l.BootPart)
+	err := unix.Mount(dev, espMount, "vfat", espFlags|unix.MS_RDONLY, "flush")
+	if errors.Is(err, unix.EBUSY) { // mounted by an earlier run of the updater
+		err = unix.Mount(dev, espMount, "vfat", espFlags|unix.MS_RDONLY|unix.MS_REMOUNT, "flush")
+	}
+	if err != nil {
+		return fmt.Errorf("mount boot partition %s read-only: %w", dev, err)
 	}
 	return nil
+}
+
+const espFlags = unix.MS_NOEXEC | unix.MS_NOSUID | unix.MS_NODEV
+
+// espFS is the boot partition, mounted read-only except while a file is
+// written. FAT has no journal, and Linux marks a FAT volume dirty for as
+// long as it is mounted read-write: kept so, every reboot and power cut
+// would leave the firmware's partition marked as not cleanly unmounted.
+type espFS struct {
+	update.DirFS
+	dev string
+	mu  sync.Mutex
+}
+
+// writable runs write with the partition remounted read-write, and
+// remounts it read-only after, which marks it clean again.
+func (e *espFS) writable(write func() error) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := unix.Mount(e.dev, e.Dir, "vfat", espFlags|unix.MS_REMOUNT, "flush"); err != nil {
+		return fmt.Errorf("remount boot partition %s read-write: %w", e.dev, err)
+	}
+	err := write()
+	if rerr := unix.Mount(e.dev, e.Dir, "vfat", espFlags|unix.MS_RDONLY|unix.MS_REMOUNT, "flush"); rerr != nil && err == nil {
+		err = fmt.Errorf("remount boot partition %s read-only: %w", e.dev, rerr)
+	}
+	return err
+}
+
+// WriteFile stores data under name durably (update.BootFS).
+func (e *espFS) WriteFile(name string, data []byte) error {
+	return e.writable(func() error { return e.DirFS.WriteFile(name, data) })
+}
+
+// Overwrite rewrites name in place (update.Overwriter).
+func (e *espFS) Overwrite(name string, data []byte) error {
+	return e.writable(func() error { return e.DirFS.Overwrite(name, data) })
 }
 
 // bootControl is the boot control of the image's board, the slot this boot
 // came from and the version it holds: the Raspberry Pi's tryboot, else
 // systemd-boot's entries and EFI variables.
-func bootControl(log *slog.Logger, image string, layout update.Layout) (update.BootControl, update.Slot, string, error) {
+func bootControl(log *slog.Logger, image string, layout update.Layout, esp *espFS) (update.BootControl, update.Slot, string, error) {
 	uuid := strings.ToLower(layout.BootUUID)
-	esp := update.DirFS{Dir: espMount}
 	if image == "rpi4" {
 		b, err := os.ReadFile(filepath.Join(espMount, layout.Booted.String(), update.PiCmdline))
 		if err != nil {
