@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,6 +40,8 @@ type collector struct {
 	guestURL string // as the guest reaches it
 	// offLink is set when guestURL is outside the guest's subnet.
 	offLink bool
+	// listenHost is the host address the collector listens on.
+	listenHost string
 	ca      []byte // its CA certificate (PEM)
 	data    string
 	client  *http.Client
@@ -88,7 +91,8 @@ func startCollector(t *testing.T) *collector {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	cmd := exec.Command(bin, "-listen", addr, "-data", c.data, "-hosts", "10.0.2.2")
+	c.listenHost = host
+	cmd := exec.Command(bin, "-listen", addr, "-data", c.data, "-hosts", "10.0.2.2,"+strings.TrimSuffix(siteCloudName, "."))
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -243,8 +247,9 @@ const (
 // it, while the DHCP address stops answering. With the collector on a host
 // address outside the guest's subnet, the console's "cloud reachable" after
 // Save & apply and the registration show the static default route at work.
-// The DNS server typed is not put to the test: naming the collector would
-// take a name server the test controls on port 53.
+// The box knows the cloud by a name only the site's name server (the
+// test's, on the host's port 53) resolves, and that server is the DNS
+// server typed: registration shows the typed DNS setting at work.
 //
 // The collector's URL and CA are factory provisioning, not site set-up (the
 // console has no field for them): they are written into /perm/sensor of the
@@ -253,6 +258,20 @@ func TestSite(t *testing.T) {
 	img := requireTools(t)
 	lap := stepTimer(t)
 	col := startCollector(t)
+	// The site's name server knows the cloud by name; the box is
+	// provisioned with that name, so it reaches the cloud only through the
+	// DNS server typed at the console. Where port 53 cannot be had, the
+	// cloud stays an address and the slirp DNS server is typed.
+	guest, err := url.Parse(col.guestURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	typedDNS := "10.0.2.3"
+	dns := startSiteDNS(t, col.listenHost, guest.Hostname(), netip.MustParseAddr(guest.Hostname()))
+	if dns != nil {
+		typedDNS = dns.guestAddr
+		col.guestURL = "https://" + net.JoinHostPort(strings.TrimSuffix(siteCloudName, "."), guest.Port())
+	}
 	disk := provision(t, img, col, "")
 	code := col.code(t)
 	lap("collector, disk copy, factory provisioning")
@@ -300,7 +319,7 @@ func TestSite(t *testing.T) {
 	con.text("static")
 	con.keys("Enter")
 	con.want(10*time.Second, "Mode set to static")
-	for _, f := range []struct{ label, value string }{{"IP", staticIP}, {"Gateway", "10.0.2.2"}, {"DNS 1", "10.0.2.3"}} {
+	for _, f := range []struct{ label, value string }{{"IP", staticIP}, {"Gateway", "10.0.2.2"}, {"DNS 1", typedDNS}} {
 		con.moveTo(f.label)
 		con.keys("Enter", "C-u")
 		con.text(f.value)
@@ -333,6 +352,14 @@ func TestSite(t *testing.T) {
 	lap("console: personalization code in plink")
 
 	sensors := col.waitRegistered(ctx, t, func() string { return con.screen() })
+	if dns != nil {
+		select {
+		case name := <-dns.queries:
+			t.Logf("the box asked the site's name server (%s, as typed) for %s", dns.guestAddr, name)
+		default:
+			t.Fatalf("the box registered at %s without asking the site's name server %s", col.guestURL, dns.guestAddr)
+		}
+	}
 	lap("registration at the collector")
 
 	replayAndCompare(ctx, t, col, sniffAddr, testcorpus.File(t, *replayFile))
