@@ -1,10 +1,10 @@
 package asset
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	_ "embed"
+	"io"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -57,16 +57,34 @@ func ouiDB() *ouiTable {
 	return ouis
 }
 
+// parseOUI reads the table from its gzip form. The organisation names are
+// substrings of the one decompressed text, and the entries go to slices
+// sized by a first count, so the whole table is a handful of allocations:
+// a box pays for it once, at its first vendor lookup.
 func parseOUI(data []byte) (*ouiTable, error) {
 	zr, err := gzip.NewReader(bytes.NewReader(data))
 	if err != nil {
 		return nil, err
 	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, err
+	}
+	text := string(raw)
 	t := &ouiTable{}
-	index := map[string]uint32{}
-	sc := bufio.NewScanner(zr)
-	for sc.Scan() {
-		line := sc.Text()
+	var n [10]int // entries per prefix length in hex digits
+	for rest := text; rest != ""; {
+		var line string
+		line, rest, _ = strings.Cut(rest, "\n")
+		if hex, _, ok := strings.Cut(line, "\t"); ok && !strings.HasPrefix(line, "#") && len(hex) < len(n) {
+			n[len(hex)]++
+		}
+	}
+	t.l24, t.l28, t.l36 = make([]ouiEntry, 0, n[6]), make([]ouiEntry, 0, n[7]), make([]ouiEntry, 0, n[9])
+	t.names = make([]string, 0, n[6]+n[7]+n[9])
+	for rest := text; rest != ""; {
+		var line string
+		line, rest, _ = strings.Cut(rest, "\n")
 		if strings.HasPrefix(line, "#") {
 			if t.header == "" {
 				t.header = strings.TrimSpace(strings.TrimPrefix(line, "#"))
@@ -81,13 +99,12 @@ func parseOUI(data []byte) (*ouiTable, error) {
 		if err != nil {
 			continue
 		}
-		id, ok := index[name]
-		if !ok {
-			id = uint32(len(t.names))
+		// Entries of one organisation are adjacent in the file more often
+		// than not: they share one name.
+		if len(t.names) == 0 || t.names[len(t.names)-1] != name {
 			t.names = append(t.names, name)
-			index[name] = id
 		}
-		e := ouiEntry{prefix: v, name: id}
+		e := ouiEntry{prefix: v, name: uint32(len(t.names) - 1)}
 		switch len(hex) {
 		case 6:
 			t.l24 = append(t.l24, e)
@@ -96,9 +113,6 @@ func parseOUI(data []byte) (*ouiTable, error) {
 		case 9:
 			t.l36 = append(t.l36, e)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
 	}
 	for _, s := range [][]ouiEntry{t.l24, t.l28, t.l36} {
 		slices.SortFunc(s, func(a, b ouiEntry) int { return cmpU64(a.prefix, b.prefix) })

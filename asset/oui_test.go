@@ -160,3 +160,14 @@ func BenchmarkMACVendor(b *testing.B) {
 		MACVendor(macs[i%len(macs)])
 	}
 }
+
+// BenchmarkParseOUI is what the first vendor lookup of a run costs: the
+// whole embedded table decompressed and indexed.
+func BenchmarkParseOUI(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := parseOUI(ouiData); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
