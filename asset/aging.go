@@ -62,6 +62,17 @@ func list[R listed](l []R, r R) []R {
 	return append(l, r)
 }
 
+// walkBack visits up to n records of l from place next (clipped to l's
+// end) towards its start, and returns the place to go on from: -1 when the
+// walk is done. visit may take the record it is given out of the list.
+func walkBack[R any](l []R, next, n int, visit func(R)) int {
+	next = min(next, len(l)-1)
+	for end := next - n; next >= 0 && next > end; next-- {
+		visit(l[next])
+	}
+	return next
+}
+
 // unlist takes r out of l: the last record moves into its place.
 func unlist[R listed](l []R, r R) []R {
 	i, last := *r.place(), l[len(l)-1]
@@ -94,21 +105,19 @@ func (inv *Inventory) Age(now time.Time) int {
 				cut := now.Add(-inv.MaxAge)
 				old := func(t time.Time) bool { return !t.IsZero() && t.Before(cut) }
 				if macs {
-					next = min(next, len(inv.macList)-1)
-					for end := next - ageChunk; next >= 0 && next > end; next-- {
-						if m := inv.macList[next]; old(inv.macLast(m)) {
+					next = walkBack(inv.macList, next, ageChunk, func(m *macRec) {
+						if old(inv.macLast(m)) {
 							inv.removeMAC(m)
 							removed++
 						}
-					}
+					})
 				} else {
-					next = min(next, len(inv.ipList)-1)
-					for end := next - ageChunk; next >= 0 && next > end; next-- {
-						if r := inv.ipList[next]; r.mac.IsZero() && old(r.last) {
+					next = walkBack(inv.ipList, next, ageChunk, func(r *ipRec) {
+						if r.mac.IsZero() && old(r.last) {
 							inv.removeIP(r)
 							removed++
 						}
-					}
+					})
 				}
 				inv.aged += uint64(removed)
 			}
@@ -317,14 +326,4 @@ func (inv *Inventory) evictSteps(p *evictPass, steps, target int) int {
 		p.cut = b
 	}
 	return steps
-}
-
-// holdsIPs reports whether m holds an address record.
-func (inv *Inventory) holdsIPs(m *macRec) bool {
-	for _, ip := range m.ips {
-		if r := inv.ips[ip]; r != nil && r.mac == m.mac {
-			return true
-		}
-	}
-	return false
 }

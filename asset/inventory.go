@@ -871,25 +871,19 @@ func (inv *Inventory) Assets() []Asset {
 			// A walk from the end sees every record that stays (see
 			// aging.go); one moved by a removal may come round again.
 			if macs {
-				next = min(next, len(inv.macList)-1)
-				for end := next - snapChunk; next >= 0 && next > end; next-- {
-					m := inv.macList[next]
-					if m.snap == snap || (len(m.ips) == 0 && !m.router && !m.observed) {
-						continue
+				next = walkBack(inv.macList, next, snapChunk, func(m *macRec) {
+					if m.snap != snap && (len(m.ips) > 0 || m.router || m.observed) {
+						m.snap = snap
+						out = append(out, inv.macAsset(m))
 					}
-					m.snap = snap
-					out = append(out, inv.macAsset(m))
-				}
+				})
 			} else {
-				next = min(next, len(inv.ipList)-1)
-				for end := next - snapChunk; next >= 0 && next > end; next-- {
-					r := inv.ipList[next]
-					if r.snap == snap || !r.mac.IsZero() {
-						continue
+				next = walkBack(inv.ipList, next, snapChunk, func(r *ipRec) {
+					if r.snap != snap && r.mac.IsZero() {
+						r.snap = snap
+						out = append(out, inv.ipAsset(r))
 					}
-					r.snap = snap
-					out = append(out, inv.ipAsset(r))
-				}
+				})
 			}
 			if next < 0 {
 				break

@@ -42,9 +42,9 @@ type collector struct {
 	offLink bool
 	// listenHost is the host address the collector listens on.
 	listenHost string
-	ca      []byte // its CA certificate (PEM)
-	data    string
-	client  *http.Client
+	ca         []byte // its CA certificate (PEM)
+	data       string
+	client     *http.Client
 }
 
 // hostAddress is an IPv4 address of the host outside qemu's user network

@@ -16,19 +16,10 @@ import (
 	"github.com/passivesensor/sensor/internal/powercut"
 )
 
-func needSgdisk(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("sgdisk"); err != nil {
-		t.Skip("sgdisk not installed (apt-get install gdisk; make deps installs it)")
-	}
-}
-
 const (
 	mib   = 1 << 20
 	align = 2048 // sectors in 1 MiB: partition ends are aligned to it
 )
-
-func image(t *testing.T, size int64, hybrid bool) string { return disktest.Image(t, size, hybrid) }
 
 // verify runs sgdisk -v and fails unless it finds no problems and, for a
 // grown disk, has no caution to give either (the image's own partition 4
@@ -56,23 +47,21 @@ func sgdiskPart(t *testing.T, path string, n int) (first, last uint64) {
 	return first, last
 }
 
-func openFile(t *testing.T, path string) *os.File { return disktest.Open(t, path) }
-
 // A 2 GiB image on a 4 GiB disk: partition 4 ends at the last 1 MiB
 // boundary before the backup table, which moves to the disk's end;
 // sgdisk finds no problem, partitions 1 to 3 are as they were, and the
 // protective MBR covers the disk as sgdisk writes it. A second Grow
 // writes nothing.
 func TestGrow(t *testing.T) {
-	needSgdisk(t)
+	disktest.NeedTools(t, "sgdisk")
 	for _, disk := range []int64{4 << 30, 4<<30 + 7*512, 3<<30 + 12345*512} {
-		path := image(t, disk, false)
+		path := disktest.Image(t, disk, false)
 		before := map[int][2]uint64{}
 		for n := 1; n <= 3; n++ {
 			f, l := sgdiskPart(t, path, n)
 			before[n] = [2]uint64{f, l}
 		}
-		f := openFile(t, path)
+		f := disktest.Open(t, path)
 		sectors := uint64(disk / 512)
 		g, err := gpt.Grow(fileDev{f}, sectors, 4)
 		if err != nil {
@@ -121,9 +110,9 @@ type fileDev struct{ *os.File }
 // a partition that is not the last and a disk without a table are errors
 // and nothing is written.
 func TestGrowRefuses(t *testing.T) {
-	needSgdisk(t)
-	path := image(t, disktest.ImageSize, false)
-	f := openFile(t, path)
+	disktest.NeedTools(t, "sgdisk")
+	path := disktest.Image(t, disktest.ImageSize, false)
+	f := disktest.Open(t, path)
 	if g, err := gpt.Grow(fileDev{f}, disktest.ImageSize/512, 4); err != nil || g.Changed {
 		t.Fatalf("same size: %+v %v", g, err)
 	}
@@ -137,17 +126,17 @@ func TestGrowRefuses(t *testing.T) {
 	verify(t, path, false)
 	blank := filepath.Join(t.TempDir(), "blank.img")
 	os.WriteFile(blank, make([]byte, 1<<20), 0o644)
-	if _, err := gpt.Grow(fileDev{openFile(t, blank)}, 2048, 4); !errors.Is(err, gpt.ErrNoTable) {
+	if _, err := gpt.Grow(fileDev{disktest.Open(t, blank)}, 2048, 4); !errors.Is(err, gpt.ErrNoTable) {
 		t.Fatalf("blank disk: %v", err)
 	}
 }
 
 // The Raspberry Pi's hybrid MBR stays as it was.
 func TestGrowHybrid(t *testing.T) {
-	needSgdisk(t)
-	path := image(t, 4<<30, true)
+	disktest.NeedTools(t, "sgdisk")
+	path := disktest.Image(t, 4<<30, true)
 	mbr := sector0(t, path)
-	if _, err := gpt.Grow(fileDev{openFile(t, path)}, 4<<30/512, 4); err != nil {
+	if _, err := gpt.Grow(fileDev{disktest.Open(t, path)}, 4<<30/512, 4); err != nil {
 		t.Fatal(err)
 	}
 	if string(sector0(t, path)) != string(mbr) {
@@ -217,9 +206,9 @@ func linuxPartitions(t *testing.T, path string) []gpt.Partition {
 // with partitions 1 to 3 unchanged and partition 4 either as it was or
 // grown; Grow run again on it finishes, and sgdisk finds no problem.
 func TestGrowCut(t *testing.T) {
-	needSgdisk(t)
+	disktest.NeedTools(t, "sgdisk")
 	const disk = 4<<30 + 3*mib
-	template := image(t, disk, false)
+	template := disktest.Image(t, disk, false)
 	fresh := func() string { return disktest.Copy(t, template) }
 	probe := fresh()
 	want := linuxPartitions(t, probe)
@@ -260,7 +249,7 @@ func TestGrowCut(t *testing.T) {
 			default:
 				t.Fatalf("cut at operation %d (seed %d): partition 4 is %+v", cut, seed, got[3])
 			}
-			g2, err := gpt.Grow(fileDev{openFile(t, path)}, disk/512, 4)
+			g2, err := gpt.Grow(fileDev{disktest.Open(t, path)}, disk/512, 4)
 			if err != nil {
 				t.Fatalf("Grow after a cut at operation %d (seed %d): %v", cut, seed, err)
 			}

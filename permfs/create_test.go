@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/passivesensor/sensor/internal/disktest"
 	"github.com/passivesensor/sensor/internal/powercut"
 )
 
@@ -49,7 +50,7 @@ func inspect(t testing.TB, path string, size int64) (sigs []Signature, interrupt
 // a superblock magic number in front of an incomplete file system. A
 // second Create on what the cut left makes a clean file system.
 func TestCreateCut(t *testing.T) {
-	needTools(t, "e2fsck", "dumpe2fs")
+	disktest.NeedTools(t, "e2fsck", "dumpe2fs")
 	for _, size := range []int64{MinSize + 4096, 300 << 20} {
 		probe := sparseFile(t, size)
 		d, err := powercut.Open(probe, 0, 0)
@@ -165,7 +166,7 @@ func TestDetect(t *testing.T) {
 	const size = 512 << 20
 	mkfs := func(t *testing.T, tool string, args ...string) string {
 		t.Helper()
-		needTools(t, tool)
+		disktest.NeedTools(t, tool)
 		path := sparseFile(t, size)
 		if out, err := exec.Command(tool, append(args, path)...).CombinedOutput(); err != nil {
 			t.Fatalf("%s: %v: %s", tool, err, out)

@@ -12,16 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-func needTools(t testing.TB, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (apt-get install e2fsprogs; make deps installs it)", tool)
-		}
-	}
-}
+	"github.com/passivesensor/sensor/internal/disktest"
+)
 
 // formatFile formats a sparse file of size bytes and returns its path.
 func formatFile(t testing.TB, size int64, o Options) (string, Info) {
@@ -140,7 +133,7 @@ func sizes(t testing.TB) []int64 {
 
 // e2fsck and dumpe2fs agree with what Format wrote, for every size.
 func TestFormatSizes(t *testing.T) {
-	needTools(t, "e2fsck", "dumpe2fs")
+	disktest.NeedTools(t, "e2fsck", "dumpe2fs")
 	for _, size := range sizes(t) {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			path, info := formatFile(t, size, Options{})
@@ -341,7 +334,7 @@ func FuzzFormat(f *testing.F) {
 		} else if err != nil {
 			t.Fatalf("%d bytes: %v", size, err)
 		}
-		needTools(t, "e2fsck", "dumpe2fs")
+		disktest.NeedTools(t, "e2fsck", "dumpe2fs")
 		path, info := formatFile(t, size, Options{})
 		checkFS(t, path, size, info)
 	})
@@ -349,7 +342,7 @@ func FuzzFormat(f *testing.F) {
 
 // Options: the label, the UUID and the time given are the ones written.
 func TestFormatOptions(t *testing.T) {
-	needTools(t, "e2fsck", "dumpe2fs")
+	disktest.NeedTools(t, "e2fsck", "dumpe2fs")
 	uuid := [16]byte{0xde, 0xad, 0xbe, 0xef, 1, 2, 0x43, 4, 0x85, 6, 7, 8, 9, 10, 11, 12}
 	when := time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)
 	path, info := formatFile(t, 64<<20, Options{Label: "spool", UUID: uuid, Now: when})

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/passivesensor/sensor/internal/disktest"
 )
 
 // loopMount attaches the image to a loop device and mounts it as ext4;
@@ -22,7 +24,7 @@ func loopMount(t *testing.T, img string) (string, func()) {
 	if os.Geteuid() != 0 {
 		t.Skip("loop-mounting an image needs root")
 	}
-	needTools(t, "losetup", "mount", "umount")
+	disktest.NeedTools(t, "losetup", "mount", "umount")
 	out, err := exec.Command("losetup", "--find", "--show", img).CombinedOutput()
 	if err != nil {
 		t.Skipf("no loop device here (losetup: %v: %s)", err, out)
@@ -59,7 +61,7 @@ func loopMount(t *testing.T, img string) (string, func()) {
 // with its journal holding the last transactions, is replayed by the
 // kernel at the next mount, and e2fsck finds both clean afterwards.
 func TestKernelMount(t *testing.T) {
-	needTools(t, "e2fsck", "dumpe2fs", "cp")
+	disktest.NeedTools(t, "e2fsck", "dumpe2fs", "cp")
 	img, info := formatFile(t, 600<<20, Options{})
 	mnt, unmount := loopMount(t, img)
 

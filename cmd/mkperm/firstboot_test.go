@@ -19,18 +19,7 @@ import (
 	"github.com/passivesensor/sensor/permfs"
 )
 
-func needTools(t *testing.T, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (apt-get install gdisk e2fsprogs; make deps installs them)", tool)
-		}
-	}
-}
-
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-func openDisk(t *testing.T, path string) *os.File { return disktest.Open(t, path) }
 
 func sectors(t *testing.T, path string) uint64 {
 	st, err := os.Stat(path)
@@ -44,10 +33,8 @@ func sectors(t *testing.T, path string) uint64 {
 // does.
 func firstBoot(t *testing.T, path string) (result, error) {
 	t.Helper()
-	return prepare(quiet, permfs.FileAt{File: openDisk(t, path)}, sectors(t, path), 4)
+	return prepare(quiet, permfs.FileAt{File: disktest.Open(t, path)}, sectors(t, path), 4)
 }
-
-func partition(t *testing.T, path string, n int) gpt.Partition { return disktest.Partition(t, path, n) }
 
 // checkDone checks a disk whose /perm was made: sgdisk finds no problem
 // in the table (nor, when grown, a partition end off a 1 MiB boundary),
@@ -59,7 +46,7 @@ func checkDone(t *testing.T, path string, grown bool) {
 	if err != nil || !strings.Contains(string(out), "No problems found") || grown && strings.Contains(string(out), "Caution") {
 		t.Fatalf("sgdisk -v: %v\n%s", err, out)
 	}
-	p := partition(t, path, 4)
+	p := disktest.Partition(t, path, 4)
 	if end := sectors(t, path) - 34; p.Last > end || end-p.Last > 2048 {
 		t.Fatalf("partition 4 ends at sector %d of a %d-sector disk", p.Last, sectors(t, path))
 	}
@@ -83,7 +70,7 @@ func checkDone(t *testing.T, path string, grown bool) {
 // The image written to a 4 GiB disk: partition 4 grows to the disk's end
 // and holds a clean ext4 file system that fills it.
 func TestFirstBoot(t *testing.T) {
-	needTools(t, "sgdisk", "e2fsck", "dumpe2fs")
+	disktest.NeedTools(t, "sgdisk", "e2fsck", "dumpe2fs")
 	for _, c := range []struct {
 		name   string
 		size   int64
@@ -96,12 +83,12 @@ func TestFirstBoot(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			path := disktest.Image(t, c.size, c.hybrid)
-			from := partition(t, path, 4)
+			from := disktest.Partition(t, path, 4)
 			res, err := firstBoot(t, path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Grown != c.grown || res.Resumed || res.Created.Blocks == 0 || res.From != from || res.Part != partition(t, path, 4) {
+			if res.Grown != c.grown || res.Resumed || res.Created.Blocks == 0 || res.From != from || res.Part != disktest.Partition(t, path, 4) {
 				t.Fatalf("result %+v", res)
 			}
 			checkDone(t, path, c.grown)
@@ -134,7 +121,7 @@ func fileHash(t *testing.T, path string) [32]byte {
 		f.ReadAt(b, off)
 		h.Write(b)
 	}
-	p := partition(t, path, 4)
+	p := disktest.Partition(t, path, 4)
 	for g := int64(0); g < 32; g++ {
 		b := make([]byte, 4096)
 		f.ReadAt(b, p.Offset()+g*128<<20)
@@ -149,12 +136,12 @@ func fileHash(t *testing.T, path string) [32]byte {
 // finishes the work. A boot that finds an ext4 superblock finds the
 // whole file system (the box would mount it).
 func TestFirstBootCut(t *testing.T) {
-	needTools(t, "sgdisk", "e2fsck", "dumpe2fs")
+	disktest.NeedTools(t, "sgdisk", "e2fsck", "dumpe2fs")
 	const size = 3<<30 + 5*512
 	template := disktest.Image(t, size, false)
 	var before [3]gpt.Partition
 	for n := range before {
-		before[n] = partition(t, template, n+1)
+		before[n] = disktest.Partition(t, template, n+1)
 	}
 	probe := disktest.Copy(t, template)
 	d, err := powercut.Open(probe, 0, 0)
@@ -180,7 +167,7 @@ func TestFirstBootCut(t *testing.T) {
 				_, err = prepare(quiet, d, sectors(t, path), 4)
 				d.Close()
 				for n := range before {
-					if p := partition(t, path, n+1); p != before[n] {
+					if p := disktest.Partition(t, path, n+1); p != before[n] {
 						t.Fatalf("cut at %d, boot %d: partition %d is %+v", at, boot+1, n+1, p)
 					}
 				}
@@ -218,7 +205,7 @@ func TestFirstBootCut(t *testing.T) {
 // superblocks remain past the image's end), a FAT file system, an ext4
 // file system that did not mount. prepare reports what it found.
 func TestFirstBootLeavesDataAlone(t *testing.T) {
-	needTools(t, "sgdisk", "mkfs.ext4", "mkfs.vfat")
+	disktest.NeedTools(t, "sgdisk", "mkfs.ext4", "mkfs.vfat")
 	const size = 4 << 30
 	for _, c := range []struct {
 		name  string
@@ -228,26 +215,26 @@ func TestFirstBootLeavesDataAlone(t *testing.T) {
 		{"old /perm past the image", func(t *testing.T, path string) {
 			// The disk's earlier life: a /perm from sector s to the
 			// disk's end; then the image written over its first 2 GiB.
-			s := partition(t, path, 4).Offset()
+			s := disktest.Partition(t, path, 4).Offset()
 			if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-E", fmt.Sprintf("offset=%d", s), path, fmt.Sprintf("%dk", (size-s-1<<20)/1024)).CombinedOutput(); err != nil {
 				t.Fatalf("mkfs.ext4: %v: %s", err, out)
 			}
-			f := openDisk(t, path)
+			f := disktest.Open(t, path)
 			if _, err := f.WriteAt(make([]byte, disktest.ImageSize-s-1<<20), s); err != nil {
 				t.Fatal(err)
 			}
 		}, "ext2/3/4 backup superblock (4096-byte blocks, group 7)"},
 		{"FAT", func(t *testing.T, path string) {
-			p := partition(t, path, 4)
+			p := disktest.Partition(t, path, 4)
 			part := filepath.Join(t.TempDir(), "fat.img")
 			if out, err := exec.Command("mkfs.vfat", "-C", part, "65536").CombinedOutput(); err != nil {
 				t.Fatalf("mkfs.vfat: %v: %s", err, out)
 			}
 			b, _ := os.ReadFile(part)
-			openDisk(t, path).WriteAt(b, p.Offset())
+			disktest.Open(t, path).WriteAt(b, p.Offset())
 		}, "boot sector"},
 		{"ext4 that did not mount", func(t *testing.T, path string) {
-			p := partition(t, path, 4)
+			p := disktest.Partition(t, path, 4)
 			if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-E", fmt.Sprintf("offset=%d", p.Offset()), path, fmt.Sprintf("%dk", p.Bytes()/1024)).CombinedOutput(); err != nil {
 				t.Fatalf("mkfs.ext4: %v: %s", err, out)
 			}

@@ -15,14 +15,6 @@ import (
 	"github.com/passivesensor/sensor/update"
 )
 
-func needDiskTools(t *testing.T) {
-	for _, tool := range []string{"sgdisk", "mkfs.vfat", "mcopy", "mmd", "mtype"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (apt-get install gdisk dosfstools mtools)", tool)
-		}
-	}
-}
-
 // fakeGokBoot writes a FAT image holding files, as gok --boot writes one.
 func fakeGokBoot(t *testing.T, files map[string]string) string {
 	t.Helper()
@@ -75,7 +67,7 @@ func buildDisk(t *testing.T, board, boot string) string {
 // kernel, device trees, firmware and a cmdline.txt mounting slot a's root;
 // Linux and gokrazy find the GPT with gok's GUIDs.
 func TestDiskRaspberryPi(t *testing.T) {
-	needDiskTools(t)
+	disktest.NeedTools(t, "sgdisk", "mkfs.vfat", "mcopy", "mmd", "mtype")
 	boot := fakeGokBoot(t, map[string]string{
 		"config.txt":            "# Switch the CPU from ARMv7 into ARMv8 (aarch64) mode\narm_control=0x200\n\nenable_uart=0\n\nkernel=vmlinuz\n",
 		"cmdline.txt":           "console=tty1 root=PARTUUID=" + testGUID + "/PARTNROFF=1 init=/gokrazy/init rootwait panic=10 oops=panic\n",
@@ -139,7 +131,7 @@ func TestDiskRaspberryPi(t *testing.T) {
 
 // The EFI disk: systemd-boot and slot a's entry and kernel.
 func TestDiskEFI(t *testing.T) {
-	needDiskTools(t)
+	disktest.NeedTools(t, "sgdisk", "mkfs.vfat", "mcopy", "mmd", "mtype")
 	boot := fakeGokBoot(t, map[string]string{
 		"EFI/BOOT/BOOTAA64.EFI":       "systemd-boot",
 		"loader/entries/gokrazy.conf": "title gokrazy\nlinux /vmlinuz\noptions console=hvc0 root=PARTUUID=" + testGUID + "/PARTNROFF=1 init=/gokrazy/init\n",

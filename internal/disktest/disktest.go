@@ -12,6 +12,17 @@ import (
 	"github.com/passivesensor/sensor/gpt"
 )
 
+// NeedTools skips the test when one of the commands it runs is not
+// installed (make deps installs them all).
+func NeedTools(t testing.TB, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (make deps installs it)", tool)
+		}
+	}
+}
+
 // ImageSize is the size make image lays the disk out for.
 const ImageSize = 2 << 30
 
@@ -26,9 +37,7 @@ const GUIDPrefix = "60C24CC1-F3F9-427A-8199-83B6367B"
 // disk does. It skips the test without sgdisk.
 func Image(t testing.TB, size int64, hybrid bool) string {
 	t.Helper()
-	if _, err := exec.LookPath("sgdisk"); err != nil {
-		t.Skip("sgdisk not installed (apt-get install gdisk; make deps installs it)")
-	}
+	NeedTools(t, "sgdisk")
 	path := filepath.Join(t.TempDir(), "disk.img")
 	if err := os.WriteFile(path, nil, 0o644); err != nil {
 		t.Fatal(err)
