@@ -151,11 +151,7 @@ func (d *DeltaV) Handle(p *dissect.Packet, out dissect.Sink) {
 	if !ok {
 		return
 	}
-	st, isSt := p.Flow.State.(*deltavFlow)
-	if !isSt {
-		st = &deltavFlow{}
-		p.Flow.State = st
-	}
+	st := flowState[deltavFlow](p.Flow)
 	var sender uint8 // who sent this message, when its kind tells
 	var ptype uint16
 	switch {
